@@ -1,0 +1,39 @@
+# The two commands of the README: `make test` (and, once the demo exists, `make demo`).
+# `make venv` only builds .venv from the pinned set; it is redone when the pins or metadata change.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv test test-slow lock clean
+
+venv: $(STAMP)
+
+$(STAMP): constraints.txt setup.cfg pyproject.toml
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt pip setuptools wheel
+	$(BIN)/pip install --quiet -c constraints.txt --no-build-isolation -e '.[test]'
+	touch $(STAMP)
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-slow: venv
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# Re-resolve the pins from setup.cfg's ranges (needs the package registry) and rewrite constraints.txt.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip setuptools wheel
+	.lock-venv/bin/pip install --quiet '.[test]'
+	{ echo '# Exact versions every machine installs (make venv uses this with pip -c).'; \
+	  echo '# Regenerate: make lock (a fresh venv from setup.cfg ranges, then pip freeze).'; \
+	  .lock-venv/bin/pip freeze --all --exclude copycat; } > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Thin absl-flag binaries, one per stage; installed as the package ``copycat_bin``."""

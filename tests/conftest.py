@@ -1,0 +1,58 @@
+"""Shared test set-up: quiet TensorFlow, and small real records made from generated pixels."""
+
+import io
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU only, and no CUDA probing noise
+
+import imagehash  # noqa: E402
+import numpy as np  # noqa: E402
+import PIL.Image  # noqa: E402
+import pytest  # noqa: E402
+
+from tfrecords_schema import content_id  # noqa: E402
+
+
+def make_pixels(seed: int, height: int = 12, width: int = 10) -> np.ndarray:
+    """A random RGB image: different seeds give different pictures."""
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def image_record(seed: int, height: int = 12, width: int = 10, **overrides) -> dict:
+    """A valid image record whose id and phash are computed from its real pixels."""
+    pixels = make_pixels(seed, height, width)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(pixels).save(buffer, "PNG")
+    record = {
+        "image": buffer.getvalue(),
+        "format": "png",
+        "height": height,
+        "width": width,
+        "id": content_id(pixels),
+        "phash": int(str(imagehash.phash(PIL.Image.fromarray(pixels))), 16),
+        "source": "test:generated",
+        "source_key": f"generated/{seed}.png",
+        "original_height": height * 2,
+        "original_width": width * 2,
+    }
+    record.update(overrides)
+    return record
+
+
+def labeled_record(seed: int, label: int = 0, kind: str = "SL", **overrides) -> dict:
+    """A valid labeled_image record (SL carries an oracle fingerprint, OL none)."""
+    record = image_record(seed)
+    record.update(label=label, label_kind=kind, oracle_fingerprint="oracle:test@abc123" if kind == "SL" else "")
+    record.update(overrides)
+    return record
+
+
+@pytest.fixture
+def pixels_of():
+    """Decode encoded image bytes back to an RGB array."""
+
+    def decode(data: bytes) -> np.ndarray:
+        return np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))
+
+    return decode

@@ -2,17 +2,32 @@
 
 User errors (CopycatError, LakeError) end in one line on stderr naming the problem and the fix,
 with exit status 2, instead of a traceback. Anything else is a bug and keeps its traceback.
+Beam stages pass every flag they do not define on to Beam as pipeline options.
 """
 
+import logging
 import os
 import sys
 from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
 
-from absl import app  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 USER_ERROR_EXIT = 2
+FLAGS = flags.FLAGS
+
+
+def define_common_flags(beam_stage: bool = False) -> None:
+    """``--output`` and ``--seed`` for every stage; ``--runner`` for Beam stages (DESIGN.md's common flags)."""
+    flags.DEFINE_string("output", None, "Folder (local path or gs://...) this stage writes.")
+    flags.DEFINE_integer("seed", 0, "Seed of every random choice the stage makes.")
+    if beam_stage:
+        flags.DEFINE_string(
+            "runner", "DirectRunner",
+            "Beam runner (DirectRunner, DataflowRunner, FlinkRunner, ...). Any flag this binary does not "
+            "define is passed to Beam as a pipeline option (e.g. --project, --region, --temp_location).",
+        )
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -22,15 +37,25 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return CopycatError, LakeError
 
 
-def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> None:
+def _parse_keeping_unknown(argv: list[str]) -> list[str]:
+    """absl parses its own flags; the rest (program name first) goes to main for Beam."""
+    try:
+        return FLAGS(argv, known_only=True)
+    except flags.Error as error:
+        print(f"{os.path.basename(argv[0])}: error: {error}\nPass --help for the flags.", file=sys.stderr)
+        sys.exit(1)
+
+
+def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None, pass_through: bool = False) -> None:
     """Parse absl flags and call ``main``; map user errors to one message and a non-zero exit."""
     name = os.path.basename((argv or sys.argv)[0])
 
-    def guarded(argv: list[str]) -> int | None:
+    def guarded(args: list[str]) -> int | None:
+        logging.getLogger().setLevel(logging.INFO)
         try:
-            return main(argv)
+            return main(args)
         except _user_errors() as error:
             print(f"{name}: error: {error}", file=sys.stderr)
             return USER_ERROR_EXIT
 
-    app.run(guarded, argv=argv)
+    app.run(guarded, argv=argv, flags_parser=_parse_keeping_unknown if pass_through else app.parse_flags_with_usage)

@@ -1,0 +1,377 @@
+"""build_npdd: natural random images in, a deduplicated, sharded NPDD lake folder out.
+
+    sources ─ read ─ decode+validate → normalize → content id + perceptual hash
+      ├─ rejects (dead letter, with reasons)
+      └─ exact dedupe (same decoded pixels, grouped by content id)
+           └─ near dedupe (banded pHash, verified Hamming distance ≤ near_dup_bits)
+                └─ shards by hashed id, sorted within each shard  +  duplicates report
+
+Only light candidates (id, hash, size, source key) take part in the dedupe; the pixels travel
+through one shuffle, straight to the shard that keeps them. Every input ends counted as kept,
+exact duplicate, near duplicate or rejected. The manifest and the TFDS metadata are written after
+the job has finished, by the launching process, from the job's own counts.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+
+from beam_pipelines import image_decode, sources
+from beam_pipelines.image_decode import DEFAULT_MAX_PIXELS, NormalizedImage, Rejected, normalize_image
+from beam_pipelines.near_duplicates import BucketStats, Candidate, band_keys, make_candidate, resolve_bucket
+from beam_pipelines.runner import DIRECT, make_pipeline
+from tfrecords_schema import IMAGE, Manifest, encode, fileio, shard_filename, shard_for, write_manifest
+from tfrecords_schema.tfds_features import write_tfds_metadata
+
+STAGE = "build_npdd"
+SHARD_PREFIX = "images"
+STATS_NAME = "_build_npdd_stats.json"
+REPORT_SHARDS = "-SSSSS"  # duplicates-00000.jsonl: unlike the image shards, no "-of-" for TFDS to mistake
+OUTCOMES = ("kept", "exact_duplicates", "near_duplicates", "rejected")
+log = logging.getLogger("copycat.build_npdd")
+
+
+@dataclasses.dataclass
+class BuildNpddConfig:
+    """Everything build_npdd needs (the binary fills it from flags; tests build it directly)."""
+
+    sources: Sequence[str]
+    output: str
+    max_side: int = 256
+    jpeg_quality: int = 90
+    near_dup_bits: int = 8
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_file_mb: float = 64.0
+    bundled_crops: int = 2000
+    seed: int = 0
+    tfds_data_dir: str | None = None
+    num_shards: int = 0  # 0: from shard_mb
+    shard_mb: float = 128.0
+    max_bucket: int = 256
+
+
+def _counter(name: str):
+    return beam.metrics.Metrics.counter(STAGE, name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decode and normalize
+
+
+class _Normalize(beam.DoFn):
+    """RawImage → image record (main output) or reject report (tagged 'rejected')."""
+
+    def __init__(self, config: BuildNpddConfig):
+        self._config = config
+        self._seen = _counter("seen")
+        self._rejected = _counter("rejected")
+
+    def process(self, item):
+        self._seen.inc()
+        if isinstance(item, sources.EarlyReject):
+            result = Rejected(item.reason, item.detail)
+        else:
+            try:
+                result = normalize_image(item.data, self._config.max_side, self._config.jpeg_quality, self._config.max_pixels)
+            except Exception as error:  # a decoder bug must not kill a million-image job
+                result = Rejected(image_decode.UNDECODABLE, f"{type(error).__name__}: {error}")
+        if isinstance(result, Rejected):
+            self._rejected.inc()
+            yield beam.pvalue.TaggedOutput(
+                "rejected", {"source": item.source, "source_key": item.key, "reason": result.reason, "detail": result.detail}
+            )
+            return
+        yield _record(item, result)
+
+
+def _record(item: sources.RawImage, image: NormalizedImage) -> dict:
+    return {
+        "image": image.encoded,
+        "format": image.format,
+        "height": image.height,
+        "width": image.width,
+        "id": image.id,
+        "phash": image.phash,
+        "source": item.source,
+        "source_key": item.key,
+        "original_height": image.original_height,
+        "original_width": image.original_width,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Dedupe (light candidates only)
+
+
+def _duplicate_report(removed: Candidate, kept: Candidate, distance: int, kind: str) -> dict:
+    return {
+        "kind": kind,
+        "removed_id": removed.id, "removed_source": removed.source, "removed_key": removed.source_key,
+        "kept_id": kept.id, "kept_source": kept.source, "kept_key": kept.source_key,
+        "distance": distance,
+    }
+
+
+class _PickExact(beam.DoFn):
+    """One content id's candidates → the preferred one, and a report for each other copy."""
+
+    def __init__(self):
+        self._removed = _counter("exact_duplicates")
+
+    def process(self, element):
+        _, candidates = element
+        best = min(candidates)
+        yield best
+        for other in candidates:
+            if other != best:
+                self._removed.inc()
+                yield beam.pvalue.TaggedOutput("duplicates", _duplicate_report(other, best, 0, "exact"))
+
+
+class _ResolveBucket(beam.DoFn):
+    """One band bucket → (removed id, (preferred partner, removed, distance)) pairs."""
+
+    def __init__(self, near_dup_bits: int, max_bucket: int):
+        self._bits = near_dup_bits
+        self._max_bucket = max_bucket
+        self._pairs = _counter("near_pairs_compared")
+        self._oversized = _counter("near_buckets_dense")
+
+    def process(self, element):
+        (mask, _), members = element
+        stats = BucketStats()
+        for removed, partner, distance in resolve_bucket(members, mask, self._bits, self._max_bucket, stats):
+            yield removed.id, (partner, removed, distance)
+        self._pairs.inc(stats.compared_pairs)
+        self._oversized.inc(stats.oversized_buckets)
+
+
+def _most_preferred(matches):
+    return min(matches, key=lambda match: match[0])
+
+
+def _split_kept(element):
+    """CoGroupByKey of one id: kept unless a near-duplicate partner was found for it."""
+    _, grouped = element
+    removed = list(grouped["near"])
+    for candidate in grouped["winner"]:
+        if removed:
+            partner, _, distance = removed[0]
+            yield beam.pvalue.TaggedOutput("duplicates", _duplicate_report(candidate, partner, distance, "near"))
+        else:
+            yield candidate
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards
+
+
+class _WriteShard(beam.DoFn):
+    """One shard index with its kept ids and all candidate records → one sorted TFRecord file."""
+
+    def __init__(self, output: str):
+        self._output = output
+        self._kept = _counter("kept")
+
+    def process(self, element, num_shards):
+        import tensorflow as tf
+
+        index, grouped = element
+        keep = {(c.id, c.source, c.source_key) for c in grouped["keep"]}
+        records = [r for r in grouped["records"] if (r["id"], r["source"], r["source_key"]) in keep]
+        records.sort(key=lambda r: r["id"])
+        path = fileio.join(self._output, shard_filename(SHARD_PREFIX, index, num_shards))
+        temporary = path + ".tmp"
+        with tf.io.TFRecordWriter(temporary) as writer:
+            for record in records:
+                writer.write(encode(IMAGE, record))
+        tf.io.gfile.rename(temporary, path, overwrite=True)
+        size = tf.io.gfile.stat(path).length
+        self._kept.inc(len(records))
+        logging.info("build_npdd: wrote shard %d of %d (%d images)", index + 1, num_shards, len(records))
+        yield {"index": index, "records": len(records), "bytes": size}
+
+
+def _shard_count(total_bytes: int, config: BuildNpddConfig) -> int:
+    if config.num_shards:
+        return config.num_shards
+    return max(1, math.ceil(total_bytes / (config.shard_mb * 2**20)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline
+
+
+def _read_sources(pipeline, config: BuildNpddConfig):
+    reads = []
+    max_file_bytes = int(config.max_file_mb * 2**20)
+    for i, spec_text in enumerate(config.sources):
+        spec = sources.parse_source(spec_text)
+        if spec.kind == "dir":
+            log.info("source %s: %d files matched", spec.name, sources.check_glob(spec))
+            reads.append(pipeline | f"Read{i} {spec.name}" >> sources.ReadFolder(spec, max_file_bytes))
+        elif spec.kind == "tfds":
+            builder, _, split = sources.tfds_builder(spec, config.tfds_data_dir)
+            log.info("source %s: %d examples", spec.name, builder.info.splits[split].num_examples)
+            reads.append(pipeline | f"Read{i} {spec.name}" >> sources.ReadTfds(spec, config.tfds_data_dir))
+        else:
+            log.info("source bundled: %d random crops of %d photos", config.bundled_crops, len(sources.bundled_photo_paths()))
+            reads.append(pipeline | f"Read{i} bundled" >> sources.ReadBundled(config.bundled_crops, config.seed))
+    return reads
+
+
+
+def build_pipeline(pipeline, config: BuildNpddConfig):
+    """Add build_npdd's transforms to ``pipeline``; the stats file is its last output."""
+    output = config.output
+    raw = tuple(_read_sources(pipeline, config)) | "AllSources" >> beam.Flatten()
+    normalized = raw | "Normalize" >> beam.ParDo(_Normalize(config)).with_outputs("rejected", main="records")
+    records, rejected = normalized.records, normalized.rejected
+
+    candidates = records | "Candidates" >> beam.Map(make_candidate)
+    exact = (
+        candidates
+        | "ById" >> beam.Map(lambda c: (c.id, c))
+        | "GroupById" >> beam.GroupByKey()
+        | "PickExact" >> beam.ParDo(_PickExact()).with_outputs("duplicates", main="winners")
+    )
+    near_removed = (
+        exact.winners
+        | "Bands" >> beam.FlatMap(lambda c: [(key, c) for key in band_keys(c.phash, config.near_dup_bits)])
+        | "GroupByBand" >> beam.GroupByKey()
+        | "ResolveBuckets" >> beam.ParDo(_ResolveBucket(config.near_dup_bits, config.max_bucket))
+        | "MostPreferred" >> beam.CombinePerKey(_most_preferred)
+    )
+    split = (
+        {"winner": exact.winners | "WinnerById" >> beam.Map(lambda c: (c.id, c)), "near": near_removed}
+        | "JoinNear" >> beam.CoGroupByKey()
+        | "SplitKept" >> beam.FlatMap(_split_kept).with_outputs("duplicates", main="kept")
+    )
+    kept = split.kept
+
+    num_shards = (
+        kept
+        | "KeptBytes" >> beam.Map(lambda c: c.nbytes)
+        | "TotalBytes" >> beam.CombineGlobally(sum)
+        | "ShardCount" >> beam.Map(_shard_count, config)
+    )
+    shards = beam.pvalue.AsSingleton(num_shards)
+    written = (
+        {
+            "records": records | "RecordShard" >> beam.Map(lambda r, n: (shard_for(r["id"], n), r), shards),
+            "keep": kept | "KeepShard" >> beam.Map(lambda c, n: (shard_for(c.id, n), c), shards),
+            "slot": pipeline
+            | "One" >> beam.Create([None])
+            | "Slots" >> beam.FlatMap(lambda _, n: [(i, None) for i in range(n)], shards),
+        }
+        | "JoinShards" >> beam.CoGroupByKey()
+        | "WriteShards" >> beam.ParDo(_WriteShard(output), shards)
+    )
+
+    duplicates = (exact.duplicates, split.duplicates) | "AllDuplicates" >> beam.Flatten()
+    duplicates | "DuplicatesJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteDuplicates" >> beam.io.WriteToText(
+        fileio.join(output, "duplicates"), file_name_suffix=".jsonl", shard_name_template=REPORT_SHARDS
+    )
+    rejected | "RejectsJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteRejects" >> beam.io.WriteToText(
+        fileio.join(output, "rejects"), file_name_suffix=".jsonl", shard_name_template=REPORT_SHARDS
+    )
+
+    events = (
+        raw | "SeenEvent" >> beam.Map(lambda item: (item.source, "seen", "")),
+        rejected | "RejectEvent" >> beam.Map(lambda r: (r["source"], "rejected", r["reason"])),
+        exact.duplicates | "ExactEvent" >> beam.Map(lambda d: (d["removed_source"], "exact_duplicates", "")),
+        split.duplicates | "NearEvent" >> beam.Map(lambda d: (d["removed_source"], "near_duplicates", "")),
+        kept | "KeptEvent" >> beam.Map(lambda c: (c.source, "kept", "")),
+    ) | "AllEvents" >> beam.Flatten()
+    counts = events | "CountEvents" >> beam.combiners.Count.PerElement()
+    return (
+        pipeline
+        | "StatsTrigger" >> beam.Create([None])
+        | "WriteStats" >> beam.Map(
+            _write_stats, output, beam.pvalue.AsList(counts), beam.pvalue.AsList(written), shards
+        )
+    )
+
+
+def _write_stats(_, output: str, counts: list, shards: list, num_shards: int) -> None:
+    stats = {
+        "counts": [[source, outcome, reason, n] for (source, outcome, reason), n in sorted(counts)],
+        "shards": sorted(shards, key=lambda s: s["index"]),
+        "num_shards": num_shards,
+    }
+    fileio.write_text_atomically(fileio.join(output, STATS_NAME), json.dumps(stats))
+
+
+# ---------------------------------------------------------------------------------------------
+# Launching and the manifest
+
+
+def _clear_previous_output(output: str) -> None:
+    """Remove what an earlier run left, manifest first, so a crash never leaves a mixed folder."""
+    patterns = ["manifest.json", f"{SHARD_PREFIX}-*", "duplicates-*", "rejects-*", STATS_NAME,
+                "dataset_info.json", "features.json"]
+    for pattern in patterns:
+        matched = FileSystems.match([fileio.join(output, pattern)])[0].metadata_list
+        if matched:
+            FileSystems.delete([m.path for m in matched])
+
+
+def summarize(stats: dict) -> tuple[dict, dict, dict]:
+    """(counts, rejected_by_reason, per-source counts) from the job's event counts."""
+    totals = {"seen": 0, **{outcome: 0 for outcome in OUTCOMES}}
+    by_reason: dict[str, int] = {}
+    per_source: dict[str, dict[str, int]] = {}
+    for source, outcome, reason, n in stats["counts"]:
+        totals[outcome] += n
+        row = per_source.setdefault(source, {"seen": 0, **{o: 0 for o in OUTCOMES}})
+        row[outcome] += n
+        if outcome == "rejected":
+            by_reason[reason] = by_reason.get(reason, 0) + n
+    return totals, by_reason, per_source
+
+
+def run(config: BuildNpddConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
+    """Run the job to completion on ``runner`` and write the manifest and the TFDS metadata."""
+    fileio.makedirs(config.output)
+    _clear_previous_output(config.output)
+    with make_pipeline(runner, pipeline_args) as pipeline:
+        build_pipeline(pipeline, config)
+    stats_path = fileio.join(config.output, STATS_NAME)
+    stats = json.loads(fileio.read_text(stats_path))
+    counts, by_reason, per_source = summarize(stats)
+    accounted = sum(counts[o] for o in OUTCOMES)
+    if accounted != counts["seen"]:  # the rule of the house; a mismatch is a bug, never hidden
+        raise RuntimeError(f"build_npdd lost images: seen {counts['seen']} but accounted for {accounted}: {counts}")
+    shard_lengths = [s["records"] for s in stats["shards"]]
+    write_tfds_metadata(
+        config.output, IMAGE, shard_lengths={SHARD_PREFIX: shard_lengths},
+        num_bytes={SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])},
+    )
+    for source, row in sorted(per_source.items()):
+        log.info("source %s: %s", source, ", ".join(f"{k} {v}" for k, v in row.items()))
+    manifest = Manifest(
+        stage=STAGE,
+        record_kind=IMAGE.name,
+        options={**dataclasses.asdict(config), "runner": runner, "pipeline_args": list(pipeline_args)},
+        counts=counts,
+        extra={
+            "rejected_by_reason": by_reason,
+            "per_source": per_source,
+            "num_shards": stats["num_shards"],
+            "shard_lengths": shard_lengths,
+            "phash": "imagehash.phash of the normalized image (8x8 DCT of 32x32 grayscale), 64 bits",
+        },
+    )
+    write_manifest(config.output, manifest)
+    FileSystems.delete([stats_path])
+    log.info(
+        "build_npdd: seen %d = kept %d + exact duplicates %d + near duplicates %d + rejected %d -> %s",
+        counts["seen"], counts["kept"], counts["exact_duplicates"], counts["near_duplicates"], counts["rejected"],
+        config.output,
+    )
+    return manifest

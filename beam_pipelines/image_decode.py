@@ -1,0 +1,163 @@
+"""Decode, validate and normalize one input image: the per-image work of build_npdd.
+
+Pure Python (Pillow, NumPy, imagehash): no Beam here, so it is unit-testable and reusable.
+Every input ends either as a NormalizedImage or as a Rejected with a short reason; hostile inputs
+(empty, non-image, truncated, decompression bombs) are rejected, awkward but valid ones (alpha,
+CMYK, 16-bit, palette, animated, EXIF-rotated) are converted to upright 8-bit RGB.
+"""
+
+import dataclasses
+import io
+import math
+import warnings
+
+import imagehash
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+
+from tfrecords_schema import content_id
+
+# Reasons a file is rejected (the keys of the manifest's rejected_by_reason).
+EMPTY = "empty_file"
+OVERSIZED_FILE = "oversized_file"
+NOT_AN_IMAGE = "not_an_image"
+TOO_MANY_PIXELS = "too_many_pixels"
+TRUNCATED = "truncated"
+UNDECODABLE = "undecodable"
+REASONS = (EMPTY, OVERSIZED_FILE, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNDECODABLE)
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
+PIL.Image.MAX_IMAGE_PIXELS = None  # the limit is enforced here, per option, before any pixel is decoded
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+    reason: str
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class NormalizedImage:
+    """An accepted image: re-encoded, downscaled, identified by its pixels and perceptual hash."""
+
+    encoded: bytes
+    format: str
+    height: int
+    width: int
+    id: str
+    phash: int
+    original_height: int
+    original_width: int
+
+
+def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """Any Pillow mode as 8-bit RGB; transparency is flattened onto white."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.int64)
+        gray = (np.clip(values, 0, 65535) >> 8).astype(np.uint8)  # 16-bit range to 8 bits
+        return PIL.Image.fromarray(gray, "L").convert("RGB")
+    if mode == "F":
+        gray = np.clip(np.asarray(image, dtype=np.float64), 0, 255).astype(np.uint8)
+        return PIL.Image.fromarray(gray, "L").convert("RGB")
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return PIL.Image.alpha_composite(white, rgba).convert("RGB")
+    return image if mode == "RGB" else image.convert("RGB")
+
+
+def decode_upright_rgb(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_short_side: int = 0
+) -> "tuple[PIL.Image.Image, tuple[int, int]] | Rejected":
+    """The first frame of an image file as upright 8-bit RGB and its stored (width, height), or why not.
+
+    With ``draft_short_side``, a large JPEG is decoded directly at a reduced scale (1/2, 1/4, 1/8)
+    that keeps its short side at least that long: the same bytes always give the same pixels, at a
+    fraction of the cost.
+    """
+    if not data:
+        return Rejected(EMPTY)
+    try:
+        image = PIL.Image.open(io.BytesIO(data))
+    except PIL.UnidentifiedImageError:
+        return Rejected(NOT_AN_IMAGE, "no known image format in the file's content")
+    except Exception as error:  # Pillow raises many kinds on hostile headers
+        return Rejected(UNDECODABLE, f"{type(error).__name__}: {error}")
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        return Rejected(UNDECODABLE, f"declared size {width}x{height}")
+    if width * height > max_pixels:
+        return Rejected(TOO_MANY_PIXELS, f"{width}x{height} is over {max_pixels} pixels")
+    try:
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)
+        if draft_short_side and image.format == "JPEG":
+            scale = draft_short_side / min(width, height)
+            image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            image.load()
+    except OSError as error:
+        reason = TRUNCATED if "truncated" in str(error) or "broken data stream" in str(error) else UNDECODABLE
+        return Rejected(reason, str(error))
+    except Exception as error:
+        return Rejected(UNDECODABLE, f"{type(error).__name__}: {error}")
+    try:
+        image = PIL.ImageOps.exif_transpose(image)
+    except Exception:  # unreadable EXIF: keep the stored orientation
+        pass
+    try:
+        return _to_rgb(image), (width, height)
+    except Exception as error:
+        return Rejected(UNDECODABLE, f"cannot convert mode {image.mode} to RGB: {error}")
+
+
+def perceptual_hash(image: PIL.Image.Image) -> int:
+    """64-bit pHash (imagehash.phash, 8x8 DCT of a 32x32 grayscale) as an unsigned integer."""
+    bits = imagehash.phash(image).hash.flatten()
+    return int("".join("1" if bit else "0" for bit in bits), 2)
+
+
+def downscale(image: PIL.Image.Image, max_side: int) -> PIL.Image.Image:
+    """Shrink so the short side is at most ``max_side``; never enlarge."""
+    width, height = image.size
+    short = min(width, height)
+    if short <= max_side:
+        return image
+    scale = max_side / short
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, PIL.Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def normalize_image(
+    data: bytes, max_side: int = 256, jpeg_quality: int = 90, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> "NormalizedImage | Rejected":
+    """Decode, identify, downscale, hash and re-encode one image file's bytes as JPEG.
+
+    The content id hashes the decoded pixels (for a large JPEG, those of the reduced-scale decode);
+    the perceptual hash is taken of the normalized image, so it does not depend on the input size.
+    """
+    result = decode_upright_rgb(data, max_pixels, draft_short_side=max_side)
+    if isinstance(result, Rejected):
+        return result
+    decoded, (stored_width, stored_height) = result
+    # Upright original size: a 90° EXIF turn swaps the stored width and height.
+    swapped = (decoded.size[0] > decoded.size[1]) != (stored_width > stored_height)
+    original_width, original_height = (stored_height, stored_width) if swapped else (stored_width, stored_height)
+    identity = content_id(np.asarray(decoded))
+    small = downscale(decoded, max_side)
+    buffer = io.BytesIO()
+    small.save(buffer, "JPEG", quality=jpeg_quality)
+    return NormalizedImage(
+        encoded=buffer.getvalue(),
+        format="jpeg",
+        height=small.size[1],
+        width=small.size[0],
+        id=identity,
+        phash=perceptual_hash(small),
+        original_height=original_height,
+        original_width=original_width,
+    )

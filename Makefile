@@ -7,7 +7,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv test test-slow lock clean
+BENCH_VENV := .bench-venv
+
+.PHONY: venv test test-slow bench-venv lock clean
 
 venv: $(STAMP)
 
@@ -24,6 +26,17 @@ test: venv
 test-slow: venv
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
+# The benchmarks' environment: the project plus the baselines they compare against (large: torch).
+bench-venv: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: constraints.txt benchmarks/constraints.txt setup.cfg pyproject.toml
+	rm -rf $(BENCH_VENV)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -c constraints.txt pip setuptools wheel
+	$(BENCH_VENV)/bin/pip install --quiet -c constraints.txt --no-build-isolation -e .
+	$(BENCH_VENV)/bin/pip install --quiet -c constraints.txt -c benchmarks/constraints.txt imagededup torch torchvision
+	touch $@
+
 # Re-resolve the pins from setup.cfg's ranges (needs the package registry) and rewrite constraints.txt.
 lock:
 	rm -rf .lock-venv
@@ -36,4 +49,4 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info

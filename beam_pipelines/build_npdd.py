@@ -19,18 +19,16 @@ import math
 from typing import Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 
-from beam_pipelines import image_decode, sources
+from beam_pipelines import image_decode, lake_io, sources
 from beam_pipelines.image_decode import DEFAULT_MAX_PIXELS, NormalizedImage, Rejected, normalize_image
 from beam_pipelines.near_duplicates import BucketStats, Candidate, band_keys, make_candidate, resolve_bucket
 from beam_pipelines.runner import DIRECT, make_pipeline
-from tfrecords_schema import IMAGE, Manifest, encode, fileio, shard_filename, shard_for, write_manifest
+from tfrecords_schema import IMAGE, Manifest, fileio, shard_for, write_manifest
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "build_npdd"
-SHARD_PREFIX = "images"
-STATS_NAME = "_build_npdd_stats.json"
+SHARD_PREFIX = lake_io.SHARD_PREFIX
 REPORT_SHARDS = "-SSSSS"  # duplicates-00000.jsonl: unlike the image shards, no "-of-" for TFDS to mistake
 OUTCOMES = ("kept", "exact_duplicates", "near_duplicates", "rejected")
 log = logging.getLogger("copycat.build_npdd")
@@ -179,22 +177,11 @@ class _WriteShard(beam.DoFn):
         self._kept = _counter("kept")
 
     def process(self, element, num_shards):
-        import tensorflow as tf
-
         index, grouped = element
         keep = {(c.id, c.source, c.source_key) for c in grouped["keep"]}
         records = [r for r in grouped["records"] if (r["id"], r["source"], r["source_key"]) in keep]
-        records.sort(key=lambda r: r["id"])
-        path = fileio.join(self._output, shard_filename(SHARD_PREFIX, index, num_shards))
-        temporary = path + ".tmp"
-        with tf.io.TFRecordWriter(temporary) as writer:
-            for record in records:
-                writer.write(encode(IMAGE, record))
-        tf.io.gfile.rename(temporary, path, overwrite=True)
-        size = tf.io.gfile.stat(path).length
         self._kept.inc(len(records))
-        logging.info("build_npdd: wrote shard %d of %d (%d images)", index + 1, num_shards, len(records))
-        yield {"index": index, "records": len(records), "bytes": size}
+        yield lake_io.write_shard_file(self._output, IMAGE, index, num_shards, records)
 
 
 def _shard_count(total_bytes: int, config: BuildNpddConfig) -> int:
@@ -265,9 +252,7 @@ def build_pipeline(pipeline, config: BuildNpddConfig):
         {
             "records": records | "RecordShard" >> beam.Map(lambda r, n: (shard_for(r["id"], n), r), shards),
             "keep": kept | "KeepShard" >> beam.Map(lambda c, n: (shard_for(c.id, n), c), shards),
-            "slot": pipeline
-            | "One" >> beam.Create([None])
-            | "Slots" >> beam.FlatMap(lambda _, n: [(i, None) for i in range(n)], shards),
+            "slot": lake_io.shard_slots(pipeline, shards),
         }
         | "JoinShards" >> beam.CoGroupByKey()
         | "WriteShards" >> beam.ParDo(_WriteShard(output), shards)
@@ -299,26 +284,15 @@ def build_pipeline(pipeline, config: BuildNpddConfig):
 
 
 def _write_stats(_, output: str, counts: list, shards: list, num_shards: int) -> None:
-    stats = {
+    lake_io.write_stats(output, {
         "counts": [[source, outcome, reason, n] for (source, outcome, reason), n in sorted(counts)],
         "shards": sorted(shards, key=lambda s: s["index"]),
         "num_shards": num_shards,
-    }
-    fileio.write_text_atomically(fileio.join(output, STATS_NAME), json.dumps(stats))
+    })
 
 
 # ---------------------------------------------------------------------------------------------
 # Launching and the manifest
-
-
-def _clear_previous_output(output: str) -> None:
-    """Remove what an earlier run left, manifest first, so a crash never leaves a mixed folder."""
-    patterns = ["manifest.json", f"{SHARD_PREFIX}-*", "duplicates-*", "rejects-*", STATS_NAME,
-                "dataset_info.json", "features.json"]
-    for pattern in patterns:
-        matched = FileSystems.match([fileio.join(output, pattern)])[0].metadata_list
-        if matched:
-            FileSystems.delete([m.path for m in matched])
 
 
 def summarize(stats: dict) -> tuple[dict, dict, dict]:
@@ -338,11 +312,10 @@ def summarize(stats: dict) -> tuple[dict, dict, dict]:
 def run(config: BuildNpddConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
     """Run the job to completion on ``runner`` and write the manifest and the TFDS metadata."""
     fileio.makedirs(config.output)
-    _clear_previous_output(config.output)
+    lake_io.clear_stage_output(config.output, ["duplicates-*", "rejects-*"])
     with make_pipeline(runner, pipeline_args) as pipeline:
         build_pipeline(pipeline, config)
-    stats_path = fileio.join(config.output, STATS_NAME)
-    stats = json.loads(fileio.read_text(stats_path))
+    stats = lake_io.read_and_remove_stats(config.output)
     counts, by_reason, per_source = summarize(stats)
     accounted = sum(counts[o] for o in OUTCOMES)
     if accounted != counts["seen"]:  # the rule of the house; a mismatch is a bug, never hidden
@@ -368,7 +341,6 @@ def run(config: BuildNpddConfig, runner: str = DIRECT, pipeline_args: Sequence[s
         },
     )
     write_manifest(config.output, manifest)
-    FileSystems.delete([stats_path])
     log.info(
         "build_npdd: seen %d = kept %d + exact duplicates %d + near duplicates %d + rejected %d -> %s",
         counts["seen"], counts["kept"], counts["exact_duplicates"], counts["near_duplicates"], counts["rejected"],

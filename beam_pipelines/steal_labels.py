@@ -1,0 +1,241 @@
+"""steal_labels: ask the oracle for the top-1 class of every image, in batches, paying once per image.
+
+    images ─┬─ answered in the ledger already ──────────────────────────────┐
+            └─ not yet ─ (budget: the first N by seeded hash) ─ RunInference ┴─ labeled shards (SL)
+                                                  │
+                            ledger: spend before sending, answers after
+
+The oracle sits behind a RunInference ModelHandler: one loaded model (or HTTP client) per worker
+process, shared by its threads, fed full batches of ``batch_size``. Every batch is recorded in the
+ledger (copycat_tf.ledger) before more goes out, so a crash loses at most the batches in flight and a
+rerun only asks for what the ledger does not hold.
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import uuid
+from typing import Sequence
+
+import apache_beam as beam
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
+
+from beam_pipelines import lake_io
+from beam_pipelines.runner import DIRECT, make_pipeline
+from copycat_tf.errors import CopycatError
+from copycat_tf.ledger import Ledger
+from copycat_tf.oracles import OracleSpec, open_oracle
+from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
+from tfrecords_schema.tfds_features import write_tfds_metadata
+
+STAGE = "steal_labels"
+NAMESPACE = "copycat_oracle"
+log = logging.getLogger("copycat.steal_labels")
+
+
+@dataclasses.dataclass
+class StealLabelsConfig:
+    images: str
+    oracle: OracleSpec
+    output: str
+    batch_size: int = 32
+    max_queries: int | None = None
+    price_per_1000: float | None = None
+    ledger: str | None = None  # default: OUTPUT/ledger
+    seed: int = 0
+    num_shards: int = 0  # 0: as many as the input has
+
+    @property
+    def ledger_root(self) -> str:
+        return self.ledger or fileio.join(self.output, "ledger")
+
+
+@dataclasses.dataclass
+class LoadedOracle:
+    """What one worker process holds: the oracle client and its ledger (Beam shares it by weak reference)."""
+
+    oracle: object
+    ledger: Ledger
+
+
+class OracleModelHandler(ModelHandler):
+    """RunInference's view of the oracle: batches of image records in, (record, class id) out."""
+
+    def __init__(self, spec: OracleSpec, fingerprint: str, ledger_root: str, run_id: str,
+                 batch_size: int, max_queries: int | None, process_budget: int | None):
+        super().__init__(min_batch_size=batch_size, max_batch_size=batch_size)
+        self._spec = spec
+        self._fingerprint = fingerprint
+        self._ledger_root = ledger_root
+        self._run_id = run_id
+        self._max_queries = max_queries
+        self._process_budget = process_budget
+
+    def load_model(self):
+        oracle = open_oracle(self._spec)
+        if oracle.fingerprint != self._fingerprint:
+            raise CopycatError(
+                f"the oracle changed while the job ran ({self._fingerprint} became {oracle.fingerprint}); rerun"
+            )
+        return LoadedOracle(oracle, Ledger(self._ledger_root, self._fingerprint))
+
+    def run_inference(self, batch, model, inference_args=None):
+        oracle, ledger = model.oracle, model.ledger
+        ids = [record["id"] for record in batch]
+        allowed = ledger.reserve(self._run_id, ids, self._max_queries, self._process_budget)
+        labels = []
+        if allowed:
+            labels = oracle.classify([record["image"] for record in batch[: len(allowed)]])
+            ledger.record(allowed, labels)
+            beam.metrics.Metrics.counter(NAMESPACE, "queries").inc(len(allowed))
+        results = [PredictionResult(record, int(label)) for record, label in zip(batch, labels)]
+        return results + [PredictionResult(record, None) for record in batch[len(allowed):]]
+
+    def get_num_bytes(self, batch) -> int:
+        return sum(len(record["image"]) for record in batch)
+
+    def get_metrics_namespace(self) -> str:
+        return NAMESPACE
+
+
+def _selection_key(seed: int, image_id: str) -> str:
+    return hashlib.sha256(f"{seed}:{image_id}".encode()).hexdigest()
+
+
+def _split_by_ledger(element):
+    _, grouped = element
+    answers = sorted(grouped["answer"])
+    for record in grouped["image"]:
+        if answers:
+            yield beam.pvalue.TaggedOutput("known", (record, answers[0]))
+        else:
+            yield record
+
+
+def _labeled(fingerprint: str):
+    def to_record(pair):
+        record, label = pair
+        return {**record, "label": label, "label_kind": "SL", "oracle_fingerprint": fingerprint}
+
+    return to_record
+
+
+def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], fingerprint: str, run_id: str,
+                   budget_left: int | None, num_shards: int):
+    ledger = Ledger(config.ledger_root, fingerprint)
+    records = pipeline | "Read" >> lake_io.ReadRecords(shards, IMAGE)
+    answers = (
+        pipeline
+        | "LedgerGlob" >> beam.Create([ledger.answers_glob])
+        | "ReadLedger" >> beam.io.ReadAllFromText()
+        | "ParseAnswers" >> beam.Map(json.loads)
+        | "AnswerById" >> beam.Map(lambda row: (row["id"], row["label"]))
+    )
+    split = (
+        {"image": records | "ById" >> beam.Map(lambda r: (r["id"], r)), "answer": answers}
+        | "JoinLedger" >> beam.CoGroupByKey()
+        | "SplitByLedger" >> beam.FlatMap(_split_by_ledger).with_outputs("known", main="ask")
+    )
+    to_ask = split.ask
+    if budget_left == 0:
+        to_ask = to_ask | "BudgetSpent" >> beam.Filter(lambda r: False)
+    elif budget_left is not None:  # the budget's worth of images, chosen by a seeded hash (deterministic)
+        seed = config.seed
+        chosen = (
+            to_ask
+            | "SelectionKeys" >> beam.Map(lambda r: (_selection_key(seed, r["id"]), r["id"]))
+            | "FirstN" >> beam.combiners.Top.Smallest(budget_left)
+            | "ChosenIds" >> beam.FlatMap(lambda top: [(image_id, True) for _, image_id in top])
+        )
+        to_ask = (
+            {"image": to_ask | "AskById" >> beam.Map(lambda r: (r["id"], r)), "chosen": chosen}
+            | "JoinChosen" >> beam.CoGroupByKey()
+            | "KeepChosen" >> beam.FlatMap(lambda e: e[1]["image"] if e[1]["chosen"] else [])
+        )
+    handler = OracleModelHandler(config.oracle, fingerprint, config.ledger_root, run_id, config.batch_size,
+                                 config.max_queries, budget_left)
+    answered = to_ask | "AskOracle" >> RunInference(handler)
+    new = answered | "Answered" >> beam.Filter(lambda p: p.inference is not None) | "Pairs" >> beam.Map(lambda p: (p.example, p.inference))
+    labeled = (split.known, new) | "AllLabeled" >> beam.Flatten() | "ToRecord" >> beam.Map(_labeled(fingerprint))
+    written = labeled | "WriteShards" >> lake_io.WriteShards(config.output, LABELED_IMAGE, num_shards)
+
+    count = beam.combiners.Count.Globally
+    histogram = labeled | "Labels" >> beam.Map(lambda r: r["label"]) | "Histogram" >> beam.combiners.Count.PerElement()
+    return (
+        pipeline
+        | "StatsTrigger" >> beam.Create([None])
+        | "WriteStats" >> beam.Map(
+            lambda _, images, known, new_count, hist, shards_written: lake_io.write_stats(config.output, {
+                "images": images, "ledger_hits": known, "answered": new_count,
+                "histogram": sorted(hist), "shards": sorted(shards_written, key=lambda s: s["index"]),
+            }),
+            beam.pvalue.AsSingleton(records | "CountImages" >> count()),
+            beam.pvalue.AsSingleton(split.known | "CountKnown" >> count()),
+            beam.pvalue.AsSingleton(new | "CountNew" >> count()),
+            beam.pvalue.AsList(histogram),
+            beam.pvalue.AsList(written),
+        )
+    )
+
+
+def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
+    """Label every image of ``config.images`` (within the budget) and write the SL folder and manifest."""
+    source = open_folder(config.images, IMAGE)
+    oracle = open_oracle(config.oracle)
+    fingerprint, description = oracle.fingerprint, oracle.describe()
+    num_classes = oracle.num_classes or config.oracle.num_classes
+    oracle.close()
+    ledger = Ledger(config.ledger_root, fingerprint, description)
+    spent_before = ledger.reconcile()
+    budget_left = None if config.max_queries is None else max(0, config.max_queries - spent_before)
+    if budget_left == 0:
+        log.warning("the query budget (--max_queries=%d) is spent already: only ledger answers are used",
+                    config.max_queries)
+    run_id = f"{uuid.uuid4().hex[:12]}"
+    num_shards = config.num_shards or max(1, len(source.shards))
+    fileio.makedirs(config.output)
+    lake_io.clear_stage_output(config.output)
+    log.info("stealing labels of %s from %s (%s), batches of %d, budget %s", config.images, config.oracle.target,
+             fingerprint, config.batch_size, "unlimited" if budget_left is None else budget_left)
+    with make_pipeline(runner, pipeline_args) as pipeline:
+        build_pipeline(pipeline, config, source.shards, fingerprint, run_id, budget_left, num_shards)
+    stats = lake_io.read_and_remove_stats(config.output)
+
+    queries = ledger.spent_by_run(run_id)
+    labeled = stats["ledger_hits"] + stats["answered"]
+    found = {int(label): n for label, n in stats["histogram"]}
+    if num_classes is None:
+        num_classes = max(found, default=-1) + 1
+        log.warning("the oracle does not tell its number of classes; assuming %d from the labels seen "
+                    "(pass --num_classes to be sure)", num_classes)
+    histogram = [found.get(c, 0) for c in range(num_classes)]
+    never_seen = [c for c, n in enumerate(histogram) if n == 0]
+    if never_seen:
+        log.warning("!!! %d of %d classes were never returned by the oracle: %s. A copycat cannot learn them; "
+                    "query more or other images.", len(never_seen), num_classes, never_seen)
+    shard_lengths = [s["records"] for s in stats["shards"]]
+    write_tfds_metadata(config.output, LABELED_IMAGE, [str(c) for c in range(num_classes)],
+                        shard_lengths={lake_io.SHARD_PREFIX: shard_lengths},
+                        num_bytes={lake_io.SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])})
+    spent_total = spent_before + queries
+    extra = {
+        "num_classes": num_classes, "class_names": [str(c) for c in range(num_classes)],
+        "label_histogram": histogram, "classes_never_seen": never_seen,
+        "oracle": description, "ledger": ledger.folder, "queries_total": spent_total,
+        "shard_lengths": shard_lengths,
+    }
+    if config.price_per_1000 is not None:
+        extra["cost"] = {"price_per_1000": config.price_per_1000, "this_run": queries * config.price_per_1000 / 1000,
+                         "total": spent_total * config.price_per_1000 / 1000}
+    options = {**dataclasses.asdict(config), "runner": runner, "pipeline_args": list(pipeline_args)}
+    manifest = Manifest(
+        stage=STAGE, record_kind=LABELED_IMAGE.name, options=options,
+        counts={"images": stats["images"], "labeled": labeled, "ledger_hits": stats["ledger_hits"],
+                "queries": queries, "unlabeled": stats["images"] - labeled},
+        inputs=[input_entry(config.images, source.manifest)], extra=extra,
+    )
+    write_manifest(config.output, manifest)
+    log.info("steal_labels: %d of %d images labeled (%d from the ledger, %d queries this run) -> %s",
+             labeled, stats["images"], stats["ledger_hits"], queries, config.output)
+    return manifest

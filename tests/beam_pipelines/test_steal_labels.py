@@ -1,0 +1,136 @@
+"""steal_labels on DirectRunner: the oracle's own labels, the ledger, the budget, kill -9 and rerun."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from beam_pipelines.steal_labels import StealLabelsConfig, run
+from copycat_tf.ledger import Ledger
+from copycat_tf.oracles import OracleError, OracleSpec
+from tests.conftest import image_record
+from tests.predict_server import PredictServer
+from tests.tiny_oracles import NUM_CLASSES, expected_classes, save_bytes_oracle
+from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, list_shards, read_records, write_manifest, write_shards
+
+COUNT = 60
+
+
+@pytest.fixture(scope="module")
+def npdd(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("npdd"))
+    records = [image_record(i, 16, 16) for i in range(COUNT)]
+    write_shards(folder, IMAGE, records, num_shards=3)
+    write_manifest(folder, Manifest(stage="build_npdd", record_kind="image", counts={"kept": COUNT}))
+    pixels = np.stack([np.asarray(PIL.Image.open(io.BytesIO(r["image"])).convert("RGB")) for r in records])
+    return folder, {r["id"]: int(c) for r, c in zip(records, expected_classes(pixels))}
+
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory):
+    return save_bytes_oracle(str(tmp_path_factory.mktemp("oracle") / "model"))
+
+
+def _labels(folder):
+    return {r["id"]: r for r in read_records(folder, LABELED_IMAGE)}
+
+
+def test_labels_are_the_oracles_own_and_a_rerun_pays_nothing(npdd, oracle, tmp_path):
+    images, expected = npdd
+    config = StealLabelsConfig(images=images, oracle=OracleSpec(oracle), output=str(tmp_path / "sl"), batch_size=8,
+                               price_per_1000=2.0)
+    manifest = run(config)
+    labeled = _labels(config.output)
+    assert {i: r["label"] for i, r in labeled.items()} == expected
+    assert all(r["label_kind"] == "SL" and r["oracle_fingerprint"].startswith("savedmodel:") for r in labeled.values())
+    assert manifest.counts == {"images": COUNT, "labeled": COUNT, "ledger_hits": 0, "queries": COUNT, "unlabeled": 0}
+    histogram = np.bincount(list(expected.values()), minlength=NUM_CLASSES).tolist()
+    assert manifest.extra["label_histogram"] == histogram
+    assert manifest.extra["classes_never_seen"] == [c for c, n in enumerate(histogram) if n == 0]
+    assert manifest.extra["num_classes"] == NUM_CLASSES
+    assert manifest.extra["cost"]["this_run"] == pytest.approx(COUNT * 2.0 / 1000)
+    first_shards = [open(p, "rb").read() for p in list_shards(config.output)]
+
+    again = run(config)
+    assert again.counts["queries"] == 0 and again.counts["ledger_hits"] == COUNT
+    assert [open(p, "rb").read() for p in list_shards(config.output)] == first_shards
+
+
+def test_max_queries_is_exact_across_reruns(npdd, oracle, tmp_path):
+    images, expected = npdd
+
+    def steal(max_queries):
+        return run(StealLabelsConfig(images=images, oracle=OracleSpec(oracle), output=str(tmp_path / "sl"),
+                                     batch_size=8, max_queries=max_queries))
+
+    first = steal(25)
+    assert first.counts["queries"] == 25 and first.counts["labeled"] == 25 and first.counts["unlabeled"] == 35
+    second = steal(25)
+    assert second.counts["queries"] == 0 and second.counts["labeled"] == 25
+    third = steal(COUNT)
+    assert third.counts["queries"] == COUNT - 25 and third.counts["labeled"] == COUNT
+    assert third.extra["queries_total"] == COUNT
+    assert {i: r["label"] for i, r in _labels(str(tmp_path / "sl")).items()} == expected
+
+
+def test_a_bad_oracle_is_one_clear_error(npdd, tmp_path):
+    images, _ = npdd
+    with pytest.raises(OracleError, match="no SavedModel there"):
+        run(StealLabelsConfig(images=images, oracle=OracleSpec(str(tmp_path / "nothing")), output=str(tmp_path / "sl")))
+
+
+def _label(pixels):
+    return int(pixels.mean() * 7) % 4
+
+
+def test_kill_9_then_rerun_never_asks_twice_for_an_answered_image(npdd, tmp_path):
+    """A labeling run is killed while the oracle holds its 5th batch; the rerun finishes the job."""
+    images, _ = npdd
+    output = str(tmp_path / "sl")
+    holding, release = threading.Event(), threading.Event()
+
+    def on_request(number):
+        if number == 5:  # keep this batch in flight until the client is dead
+            holding.set()
+            release.wait(60)
+
+    with PredictServer(_label, on_request=on_request) as server:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        command = [sys.executable, "-m", "copycat_bin.steal_labels", f"--images={images}", f"--oracle={server.url}",
+                   f"--output={output}", "--batch_size=4", "--num_classes=4"]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert holding.wait(300), "the labeling run never reached its 5th batch"
+            process.send_signal(signal.SIGKILL)
+            process.wait(60)
+        finally:
+            release.set()
+        assert process.returncode == -signal.SIGKILL
+        ledger = Ledger(os.path.join(output, "ledger"), f"rest:{server.url}")
+        answered_before = set(ledger.read_answers())
+        before = len(server.received_ids)
+        asked_before = {i for batch in server.received_ids for i in batch}
+        in_flight = set(server.received_ids[4])
+        assert len(answered_before) == 16  # four batches of 4 were answered and recorded
+
+        manifest = run(StealLabelsConfig(images=images, oracle=OracleSpec(server.url, num_classes=4),
+                                         output=output, batch_size=4))
+        asked_after = [i for batch in server.received_ids[before:] for i in batch]
+
+    assert not answered_before & set(asked_after)  # nothing the ledger held was asked again
+    repeated = asked_before & set(asked_after)
+    assert repeated <= in_flight and len(repeated) <= 4  # only the batch in flight was asked twice
+    assert len(asked_after) == COUNT - len(answered_before)
+    assert manifest.counts["labeled"] == COUNT and manifest.counts["ledger_hits"] == len(answered_before)
+    labeled = _labels(output)
+    assert len(labeled) == COUNT
+    for record in labeled.values():
+        pixels = np.asarray(PIL.Image.open(io.BytesIO(record["image"])).convert("RGB"))
+        assert record["label"] == _label(pixels)
+    assert ledger.spent() == len(asked_before) + len(asked_after)

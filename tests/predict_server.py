@@ -1,0 +1,106 @@
+"""A real TF-Serving-style :predict HTTP server on loopback, with failures the test injects."""
+
+import base64
+import io
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import numpy as np
+import PIL.Image
+
+from tfrecords_schema import content_id
+
+
+class PredictServer:
+    """Answers ``POST /v1/models/NAME:predict`` with ``label_of(pixels)`` for each instance.
+
+    ``fail(n)`` is asked for the n-th request (1-based) and may return an HTTP status to answer
+    with instead, "slow" to answer after ``slow_s`` seconds, or None. ``on_request(n)`` runs first.
+    Everything received is recorded: ``requests``, ``ids`` (content ids of the images, per request),
+    the most requests in flight at once, and the headers.
+    """
+
+    def __init__(self, label_of: Callable[[np.ndarray], int], fail=None, slow_s: float = 2.0,
+                 answer_delay_s: float = 0.0, api_key: str | None = None, on_request=None, output: str | None = None):
+        self.label_of = label_of
+        self.fail = fail or (lambda n: None)
+        self.slow_s = slow_s
+        self.answer_delay_s = answer_delay_s
+        self.api_key = api_key
+        self.on_request = on_request
+        self.output = output
+        self.requests = 0
+        self.answered_ids: list[list[str]] = []  # ids of each request that got an answer
+        self.received_ids: list[list[str]] = []  # ids of every request, answered or not
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.headers: list[dict] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                with server._lock:
+                    server.requests += 1
+                    number = server.requests
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    server.headers.append(dict(self.headers))
+                try:
+                    server._handle(self, number)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._http.server_port}/v1/models/target:predict"
+        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+
+    def _handle(self, handler, number: int) -> None:
+        if self.on_request:
+            self.on_request(number)
+        body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+        pixels = [np.asarray(PIL.Image.open(io.BytesIO(base64.b64decode(i["b64"]))).convert("RGB")) for i in body["instances"]]
+        ids = [content_id(p) for p in pixels]
+        with self._lock:
+            self.received_ids.append(ids)
+        if self.api_key and handler.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self._reply(handler, 401, {"error": "bad key"})
+        failure = self.fail(number)
+        if failure == "slow":
+            time.sleep(self.slow_s)
+        elif failure:
+            return self._reply(handler, failure, {"error": "injected"})
+        time.sleep(self.answer_delay_s)
+        labels = [int(self.label_of(p)) for p in pixels]
+        predictions = [{self.output: label} for label in labels] if self.output else labels
+        with self._lock:
+            self.answered_ids.append(ids)
+        self._reply(handler, 200, {"predictions": predictions})
+
+    @staticmethod
+    def _reply(handler, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout) or was killed
+            pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._http.shutdown()
+        self._http.server_close()

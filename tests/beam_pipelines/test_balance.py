@@ -74,3 +74,18 @@ def test_total_splits_evenly(stolen, tmp_path):
 def test_a_missing_class_is_named(stolen, tmp_path):
     with pytest.raises(CopycatError, match="no image of class 3 .*--allow_missing_classes"):
         run(BalanceConfig(input=stolen, output=str(tmp_path / "m"), per_class=5))
+
+
+def test_binary_balances_and_prints_the_counts(stolen, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "copycat_bin.balance", f"--input={stolen}", "--per_class=4", "--allow_missing_classes",
+         f"--output={tmp_path / 'b'}"],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[4, 4, 4, 0] per class, from [12, 3, 1, 0]" in result.stdout
+    assert _histogram(str(tmp_path / "b")) == {0: 4, 1: 4, 2: 4}

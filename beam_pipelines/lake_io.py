@@ -58,6 +58,7 @@ def write_shard_file(output: str, kind: RecordKind, index: int, num_shards: int,
     import tensorflow as tf
 
     records = sorted(records, key=lambda r: (r["id"], r["source"], r["source_key"]))
+    fileio.makedirs(output)
     path = fileio.join(output, shard_filename(SHARD_PREFIX, index, num_shards))
     temporary = path + ".tmp"
     with tf.io.TFRecordWriter(temporary) as writer:

@@ -6,6 +6,14 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU only, and no CUDA probing noise
 
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices for the whole session, so MirroredStrategy can be tested on one CPU.
+# (Must happen before TensorFlow initializes its devices, i.e. before any test runs an op.)
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
 import imagehash  # noqa: E402
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402

@@ -1,0 +1,162 @@
+"""copycat-train: outputs, the export as an oracle, mirrored vs one device, kill and resume, fine-tuning."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow as tf
+from sklearn.datasets import load_digits
+
+from copycat_tf.errors import CopycatError
+from copycat_tf.oracles import OracleSpec, open_oracle
+from copycat_tf.training import TrainConfig, paper_schedule, train
+from copycat_tf.training.augment import build_augmentation
+from copycat_tf.training.strategy import choose_strategy
+from tfrecords_schema import LABELED_IMAGE, Manifest, content_id, write_manifest, write_shards
+
+SIZE = 32
+
+
+def _digit_records(indices):
+    digits = load_digits()
+    for index in indices:
+        small = np.clip(digits.images[index] * 16, 0, 255).astype(np.uint8)
+        pixels = np.asarray(PIL.Image.fromarray(small).resize((SIZE, SIZE)).convert("RGB"))
+        buffer = io.BytesIO()
+        PIL.Image.fromarray(pixels).save(buffer, "PNG")
+        yield {"image": buffer.getvalue(), "format": "png", "height": SIZE, "width": SIZE, "id": content_id(pixels),
+               "phash": 0, "source": "digits", "source_key": str(index), "original_height": 8, "original_width": 8,
+               "label": int(digits.target[index]), "label_kind": "OL", "oracle_fingerprint": ""}
+
+
+def _folder(path, indices):
+    count = write_shards(str(path), LABELED_IMAGE, _digit_records(indices), num_shards=2)
+    write_manifest(str(path), Manifest(stage="prepare_problem", record_kind="labeled_image", counts={"kept": count},
+                                       extra={"num_classes": 10, "class_names": [str(d) for d in range(10)]}))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    return _folder(root / "train", range(0, 320)), _folder(root / "val", range(1500, 1600))
+
+
+def _config(train_folder, output, **overrides):
+    values = dict(model="vgg16_bn", train=[train_folder], output=str(output), input_size=SIZE, epochs=1,
+                  batch_size=32, lr=0.01, width=1 / 16, verbose=0, strategy="one_device")
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    train_folder, val_folder = data
+    output = tmp_path_factory.mktemp("run")
+    metrics = train(_config(train_folder, output, val=val_folder, epochs=2))
+    return output, metrics
+
+
+def test_outputs_of_a_run(trained):
+    output, metrics = trained
+    for name in ("export/saved_model.pb", "model.keras", "metrics.json"):
+        assert (output / name).exists(), name
+    assert any((output / "checkpoints").iterdir()) and any((output / "tensorboard").rglob("*tfevents*"))
+    written = json.loads((output / "metrics.json").read_text())
+    assert written["steps"] == 2 * 10 == metrics["steps"]
+    assert "final_val_accuracy" in written and len(written["history"]["loss"]) == 2
+
+
+def test_export_gives_the_keras_models_classes_and_is_an_oracle(trained):
+    output, _ = trained
+    model = keras.models.load_model(output / "model.keras")
+    records = list(_digit_records(range(1700, 1740)))
+    pixels = np.stack([np.asarray(PIL.Image.open(io.BytesIO(r["image"]))) for r in records]).astype("float32")
+    expected = model.predict(pixels, verbose=0).argmax(axis=1)
+    oracle = open_oracle(OracleSpec(str(output / "export")))
+    np.testing.assert_array_equal(oracle.classify([r["image"] for r in records]), expected)
+    served = tf.saved_model.load(str(output / "export")).signatures["serving_default"](
+        image_bytes=tf.constant([r["image"] for r in records]))
+    np.testing.assert_array_equal(served["class_id"].numpy(), expected)
+
+
+def test_mirrored_on_two_cpus_matches_one_device(data, tmp_path):
+    train_folder, _ = data
+    assert len(tf.config.list_logical_devices("CPU")) == 2
+    results = {}
+    for strategy in ("one_device", "mirrored"):
+        metrics = train(_config(train_folder, tmp_path / strategy, model="alexnet", dropout=0.0, strategy=strategy,
+                                deterministic_input=True))
+        weights = keras.models.load_model(tmp_path / strategy / "model.keras").get_weights()
+        results[strategy] = (metrics, weights)
+    assert results["mirrored"][0]["replicas"] == 2 and results["one_device"][0]["replicas"] == 1
+    assert results["mirrored"][0]["final_loss"] == pytest.approx(results["one_device"][0]["final_loss"], rel=1e-3)
+    for a, b in zip(results["one_device"][1], results["mirrored"][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_killed_run_resumes_to_the_same_final_step(data, tmp_path):
+    train_folder, _ = data
+    output = tmp_path / "run"
+    command = [sys.executable, "-m", "copycat_bin.train", "--model=vgg16_bn", f"--train={train_folder}",
+               f"--output={output}", f"--input_size={SIZE}", "--epochs=6", "--batch_size=32", "--width=0.0625",
+               "--checkpoint_every=5", "--strategy=one_device"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if list((output / "checkpoints").glob("ckpt-*.index")) if (output / "checkpoints").exists() else []:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "training ended before it could be killed: " + process.stderr.read().decode()[-1000:]
+    process.send_signal(signal.SIGKILL)
+    process.wait(60)
+    assert not (output / "metrics.json").exists()
+
+    metrics = train(_config(train_folder, output, epochs=6, checkpoint_every=5))
+    assert 0 < metrics["resumed_from_step"] < 60
+    assert metrics["steps"] == metrics["total_steps"] == 60
+
+
+def test_fine_tuning_starts_from_the_given_run(trained, data, tmp_path):
+    output, _ = trained
+    train_folder, _ = data
+    source = keras.models.load_model(output / "model.keras")
+    metrics = train(_config(train_folder, tmp_path / "tuned", init=str(output), lr=0.0, weight_decay=0.0))
+    tuned = keras.models.load_model(tmp_path / "tuned" / "model.keras")
+    for layer in source.layers:  # with a learning rate of 0 the weights stay the initial ones
+        for a, b in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()):
+            if "moving" not in str(a.shape):
+                assert a.shape == b.shape
+    conv = "block1_conv1"
+    np.testing.assert_allclose(source.get_layer(conv).get_weights()[0], tuned.get_layer(conv).get_weights()[0])
+    assert metrics["steps"] == 10
+
+
+def test_paper_schedule_divides_by_ten_at_thirds():
+    schedule = paper_schedule(0.01, 300)
+    assert [float(schedule(s)) for s in (0, 99, 101, 199, 201, 299)] == pytest.approx([0.01, 0.01, 0.001, 0.001, 1e-4, 1e-4])
+
+
+def test_augmentation_keeps_shapes_and_refuses_unknown_names():
+    images = tf.random.uniform((4, SIZE, SIZE, 3), 0, 255)
+    assert build_augmentation("paper", seed=1)(images, training=True).shape == images.shape
+    assert build_augmentation("none") is None
+    with pytest.raises(CopycatError, match="unknown operation.*mirror"):
+        build_augmentation("rotate,mirror")
+
+
+def test_strategy_choice():
+    assert isinstance(choose_strategy("auto"), tf.distribute.OneDeviceStrategy)  # no GPU, no TF_CONFIG here
+    with pytest.raises(CopycatError, match="TF_CONFIG"):
+        choose_strategy("multi_worker")
+    with pytest.raises(CopycatError, match="unknown"):
+        choose_strategy("horovod")

@@ -1,0 +1,98 @@
+"""Finding runs and what they hold: names in the paper's scheme, evaluations, metrics, stolen-label lineage.
+
+A run is a folder named ``[BL|CC]-[Arch]-[Dataset]-[OL|SL]`` (an optional ``@N`` suffix gives the
+number of queries, for data curves), holding ``metrics.json`` (copycat-train) and ``evaluation.json``
+(copycat-evaluate). Its problem is read from the evaluation's test-folder manifest.
+"""
+
+import dataclasses
+import json
+import os
+import re
+
+from tfrecords_schema import read_manifest
+from tfrecords_schema.errors import LakeError
+
+NAME = re.compile(r"^(?P<kind>BL|CC)-(?P<arch>[A-Za-z0-9]+)-(?P<data>[A-Za-z0-9+]+)-(?P<labels>OL|SL)(?:@(?P<queries>\d+))?$")
+
+
+@dataclasses.dataclass
+class Run:
+    path: str
+    name: str
+    kind: str  # BL or CC
+    arch: str  # VGG, Alex
+    data: str  # ODD, PDD, NPDD, NPDD+PDD
+    labels: str  # OL or SL
+    queries: int | None
+    evaluation: dict | None
+    metrics: dict | None
+    problem: str | None
+
+    @property
+    def base_name(self) -> str:
+        return self.name.split("@")[0]
+
+    @property
+    def macro_f1(self) -> float | None:
+        return self.evaluation.get("macro_f1") if self.evaluation else None
+
+
+def _load(path: str) -> dict | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _problem(evaluation: dict | None) -> str | None:
+    if not evaluation or not evaluation.get("test"):
+        return None
+    try:
+        return read_manifest(evaluation["test"]).extra.get("problem")
+    except (LakeError, OSError):
+        return None
+
+
+def read_run(path: str) -> Run | None:
+    name = os.path.basename(os.path.normpath(path))
+    match = NAME.match(name)
+    if not match:
+        return None
+    evaluation = _load(os.path.join(path, "evaluation.json"))
+    return Run(path=path, name=name, kind=match["kind"], arch=match["arch"], data=match["data"], labels=match["labels"],
+               queries=int(match["queries"]) if match["queries"] else None, evaluation=evaluation,
+               metrics=_load(os.path.join(path, "metrics.json")), problem=_problem(evaluation))
+
+
+def find_runs(folders: list[str]) -> list[Run]:
+    """Runs in the given folders: each folder is a run, or holds runs (one level down, or a problem level more)."""
+    runs = []
+    for folder in folders:
+        candidates = [folder]
+        for root, dirs, _ in os.walk(folder):
+            if root.count(os.sep) - folder.rstrip(os.sep).count(os.sep) < 2:
+                candidates += [os.path.join(root, d) for d in sorted(dirs)]
+        for candidate in candidates:
+            run = read_run(candidate)
+            if run and all(r.path != run.path for r in runs):
+                runs.append(run)
+    return runs
+
+
+def stolen_folders(run: Run) -> list[dict]:
+    """Manifests of the steal_labels folders somewhere in this run's training lineage."""
+    found = []
+
+    def walk(manifest: dict):
+        if manifest.get("stage") == "steal_labels":
+            found.append(manifest)
+        for entry in manifest.get("inputs", []):
+            walk(entry.get("manifest", {}))
+
+    for folder in (run.metrics or {}).get("options", {}).get("train", []):
+        try:
+            walk(read_manifest(folder).to_dict())
+        except (LakeError, OSError):
+            continue
+    return found

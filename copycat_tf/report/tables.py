@@ -1,0 +1,67 @@
+"""The paper's tables from run folders: Table 3 (same architecture), Table 4 (cross architecture) and
+Table 5 (attack cost).
+"""
+
+from copycat_tf.report.runs import Run, stolen_folders
+
+
+def _by_problem(runs: list[Run]) -> dict[str, dict[str, Run]]:
+    problems: dict[str, dict[str, Run]] = {}
+    for run in runs:
+        if run.macro_f1 is not None and run.queries is None:
+            problems.setdefault(run.problem or "?", {})[run.base_name] = run
+    return problems
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{100 * a / b:.1f}%" if a is not None and b else "–"
+
+
+def _f1(run: Run | None) -> str:
+    return f"{run.macro_f1:.3f}" if run and run.macro_f1 is not None else "–"
+
+
+def performance_table(runs: list[Run], arch: str, copy_arch: str) -> list[list[str]]:
+    """Rows: problem, target, baseline, then each copycat's macro F1 and its % of target and baseline."""
+    rows = [["problem", f"target BL-{arch}-ODD-OL", f"baseline BL-{copy_arch}-PDD-OL", "copycat", "macro F1",
+             "% of target", "% of baseline"]]
+    for problem, named in sorted(_by_problem(runs).items()):
+        target = named.get(f"BL-{arch}-ODD-OL")
+        baseline = named.get(f"BL-{copy_arch}-PDD-OL")
+        copycats = sorted(r for r in named if r.startswith(f"CC-{copy_arch}-"))
+        for name in copycats or [None]:
+            copy = named.get(name) if name else None
+            rows.append([problem, _f1(target), _f1(baseline), name or "–", _f1(copy),
+                         _ratio(copy.macro_f1 if copy else None, target.macro_f1 if target else None),
+                         _ratio(copy.macro_f1 if copy else None, baseline.macro_f1 if baseline else None)])
+    return rows
+
+
+def cost_table(runs: list[Run], label_cost_per_image: float, default_price_per_1000: float) -> list[list[str]]:
+    """Queries x price against what labeling the target's ODD would cost, and the break-even price."""
+    rows = [["problem", "copycat", "queries", "price / 1000", "attack cost", "ODD images", "ODD labeling cost",
+             "price / 1000 above which copying does not pay"]]
+    by_problem = _by_problem(runs)
+    for problem, named in sorted(by_problem.items()):
+        target = next((r for n, r in named.items() if n.startswith("BL-") and n.endswith("-ODD-OL")), None)
+        odd_images = (target.metrics or {}).get("train_records") if target else None
+        for name, run in sorted(named.items()):
+            if run.kind != "CC":
+                continue
+            stolen = stolen_folders(run)
+            queries = sum(m.get("extra", {}).get("queries_total", m.get("counts", {}).get("queries", 0)) for m in stolen)
+            prices = [m.get("options", {}).get("price_per_1000") for m in stolen if m.get("options", {}).get("price_per_1000")]
+            price = prices[0] if prices else default_price_per_1000
+            attack = queries * price / 1000
+            labeling = odd_images * label_cost_per_image if odd_images else None
+            break_even = f"{labeling / (queries / 1000):.2f}" if labeling and queries else "–"
+            rows.append([problem, name, str(queries), f"{price:.2f}", f"{attack:.2f}", str(odd_images or "–"),
+                         f"{labeling:.2f}" if labeling is not None else "–", break_even])
+    return rows
+
+
+def markdown(rows: list[list[str]]) -> str:
+    head, *body = rows
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)

@@ -30,6 +30,17 @@ def define_common_flags(beam_stage: bool = False) -> None:
         )
 
 
+def require(*names: str, positional: list[str] | None = None) -> None:
+    """Stop with one message when a required flag is missing, or (``positional``) when stray arguments remain."""
+    from copycat_tf.errors import CopycatError
+
+    if positional and positional[1:]:
+        raise CopycatError(f"unknown arguments {' '.join(positional[1:])} (see --help)")
+    missing = [f"--{name}" for name in names if not FLAGS[name].value]
+    if missing:
+        raise CopycatError(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required (see --help)")
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from copycat_tf.errors import CopycatError
     from tfrecords_schema.errors import LakeError

@@ -6,7 +6,6 @@
 from absl import flags
 
 from copycat_bin import app
-from copycat_tf.errors import CopycatError
 
 app.define_common_flags(beam_stage=True)
 flags.DEFINE_string("input", None, "Lake folder of labeled images (from copycat-steal-labels or copycat-prepare-problem).")
@@ -18,9 +17,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
-    for name in ("input", "output"):
-        if not FLAGS[name].value:
-            raise CopycatError(f"--{name} is required (see --help)")
+    app.require("input", "output")
     from beam_pipelines import balance
 
     config = balance.BalanceConfig(

@@ -9,7 +9,6 @@ import json
 from absl import flags
 
 from copycat_bin import app
-from copycat_tf.errors import CopycatError
 
 flags.DEFINE_multi_string("model", None, "Model to evaluate (any oracle: SavedModel folder or :predict URL); repeatable.")
 flags.DEFINE_string("test", None, "Lake folder of labeled test images (a TDD).")
@@ -23,10 +22,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
-    if argv[1:]:
-        raise CopycatError(f"unknown arguments {' '.join(argv[1:])} (see --help)")
-    if not FLAGS.model or not FLAGS.test:
-        raise CopycatError("--model and --test are required (see --help)")
+    app.require("model", "test", positional=argv)
     from copycat_tf.evaluation import EvaluateConfig, evaluate
     from tfrecords_schema import fileio
 

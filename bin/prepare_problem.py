@@ -8,7 +8,6 @@
 from absl import flags
 
 from copycat_bin import app
-from copycat_tf.errors import CopycatError
 
 app.define_common_flags(beam_stage=True)
 flags.DEFINE_string("problem", "digits", "digits, DIG10, SHN10, GOC9, ACT101, FER7, PED2, SIG30, folder:PATH or tfds:NAME.")
@@ -18,8 +17,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
-    if not FLAGS.output:
-        raise CopycatError("--output is required: the problem folder, e.g. lake/problems/digits")
+    app.require("output")
     from beam_pipelines import prepare_problem
 
     config = prepare_problem.PrepareProblemConfig(problem=FLAGS.problem, output=FLAGS.output, data_dir=FLAGS.data_dir,

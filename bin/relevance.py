@@ -7,7 +7,6 @@
 from absl import flags
 
 from copycat_bin import app
-from copycat_tf.errors import CopycatError
 
 flags.DEFINE_string("target", None, "The target's copycat-train output folder (or .keras file).")
 flags.DEFINE_multi_string("copycat", None, "A copycat's output folder (or .keras file); repeatable (shown side by side).")
@@ -21,11 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
-    if argv[1:]:
-        raise CopycatError(f"unknown arguments {' '.join(argv[1:])} (see --help)")
-    for name in ("target", "copycat", "images", "output"):
-        if not FLAGS[name].value:
-            raise CopycatError(f"--{name} is required (see --help)")
+    app.require("target", "copycat", "images", "output", positional=argv)
     from copycat_tf.relevance.figures import RelevanceConfig, relevance_figures
 
     report = relevance_figures(RelevanceConfig(target=FLAGS.target, copycats=FLAGS.copycat, images=FLAGS.images,

@@ -6,7 +6,6 @@
 from absl import flags
 
 from copycat_bin import app
-from copycat_tf.errors import CopycatError
 
 flags.DEFINE_multi_string("runs", None, "A run folder, or a folder of run folders; repeatable.")
 flags.DEFINE_string("output", None, "Folder for report.md, index.html and the figures.")
@@ -18,10 +17,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
-    if argv[1:]:
-        raise CopycatError(f"unknown arguments {' '.join(argv[1:])} (see --help)")
-    if not FLAGS.runs or not FLAGS.output:
-        raise CopycatError("--runs and --output are required (see --help)")
+    app.require("runs", "output", positional=argv)
     from copycat_tf.report import ReportConfig, build_report
 
     produced = build_report(ReportConfig(runs=FLAGS.runs, output=FLAGS.output, label_cost_per_image=FLAGS.label_cost_per_image,

@@ -34,9 +34,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
-    for name in ("images", "oracle", "output"):
-        if not FLAGS[name].value:
-            raise CopycatError(f"--{name} is required (see --help)")
+    app.require("images", "oracle", "output")
     if FLAGS.batch_size < 1:
         raise CopycatError(f"--batch_size={FLAGS.batch_size} must be at least 1")
     if FLAGS.max_queries is not None and FLAGS.max_queries < 0:

@@ -33,10 +33,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
-    if argv[1:]:
-        raise CopycatError(f"unknown arguments {' '.join(argv[1:])} (see --help)")
-    if not FLAGS.train or not FLAGS.output:
-        raise CopycatError("--train and --output are required (see --help)")
+    app.require("train", "output", positional=argv)
     for name in ("epochs", "batch_size"):
         if FLAGS[name].value < 1:
             raise CopycatError(f"--{name}={FLAGS[name].value} must be at least 1")

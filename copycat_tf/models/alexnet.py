@@ -8,18 +8,14 @@ response normalization). Inputs are float32 RGB pixels in 0..255.
 
 import keras
 
-from copycat_tf.errors import CopycatError
+from copycat_tf.models.layers import classifier_head, pixel_input
 
 CONVS = ((96, 11, 4, True), (256, 5, 1, True), (384, 3, 1, False), (384, 3, 1, False), (256, 3, 1, True))
-FC_UNITS = 4096
 
 
 def build_alexnet(num_classes: int, input_size: int = 227, width: float = 1.0, batch_norm: bool = False,
                   dropout: float = 0.5, name: str = "alexnet") -> keras.Model:
-    if input_size < 32:
-        raise CopycatError(f"--input_size={input_size}: AlexNet needs 32 px or more")
-    inputs = keras.Input((input_size, input_size, 3), name="pixels")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    inputs, x = pixel_input(input_size, "AlexNet")
     for index, (filters, kernel, stride, pool) in enumerate(CONVS, start=1):
         if index == 1 and input_size < 128:
             kernel, stride = 5, 1
@@ -30,9 +26,5 @@ def build_alexnet(num_classes: int, input_size: int = 227, width: float = 1.0, b
         x = keras.layers.Activation("relu", name=f"relu{index}")(x)
         if pool:
             x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{index}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    for fc in (1, 2):
-        x = keras.layers.Dense(max(1, round(FC_UNITS * width)), activation="relu", name=f"fc{fc}")(x)
-        x = keras.layers.Dropout(dropout, name=f"dropout{fc}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    outputs = classifier_head(x, num_classes, width, dropout)
     return keras.Model(inputs, outputs, name=name)

@@ -10,17 +10,14 @@ Inputs are float32 RGB pixels in 0..255; the model rescales them itself.
 import keras
 
 from copycat_tf.errors import CopycatError
+from copycat_tf.models.layers import classifier_head, pixel_input
 
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-FC_UNITS = 4096
 
 
 def build_vgg16(num_classes: int, input_size: int = 224, width: float = 1.0, batch_norm: bool = False,
                 dropout: float = 0.5, name: str = "vgg16") -> keras.Model:
-    if input_size < 32:
-        raise CopycatError(f"--input_size={input_size}: VGG16 pools the image 32 times; use 32 px or more")
-    inputs = keras.Input((input_size, input_size, 3), name="pixels")
-    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(inputs)
+    inputs, x = pixel_input(input_size, "VGG16")
     for block, (filters, convs) in enumerate(BLOCKS, start=1):
         for conv in range(1, convs + 1):
             x = keras.layers.Conv2D(max(1, round(filters * width)), 3, padding="same", use_bias=not batch_norm,
@@ -29,11 +26,7 @@ def build_vgg16(num_classes: int, input_size: int = 224, width: float = 1.0, bat
                 x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{block}_bn{conv}")(x)
             x = keras.layers.Activation("relu", name=f"block{block}_relu{conv}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    for fc in (1, 2):
-        x = keras.layers.Dense(max(1, round(FC_UNITS * width)), activation="relu", name=f"fc{fc}")(x)
-        x = keras.layers.Dropout(dropout, name=f"dropout{fc}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    outputs = classifier_head(x, num_classes, width, dropout)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -37,3 +37,18 @@ def test_a_bug_is_not_hidden():
 
     with pytest.raises(RuntimeError, match="a real bug"):
         run(main, argv=["copycat-test"])
+
+
+def test_require_names_missing_flags_and_stray_arguments():
+    from absl import flags
+
+    from copycat_bin.app import require
+
+    flags.DEFINE_string("test_only_images", None, "a flag for this test")
+    flags.DEFINE_string("test_only_oracle", None, "a flag for this test")
+    flags.FLAGS(["program", "--test_only_images=lake/npdd"])
+    with pytest.raises(CopycatError, match="^--test_only_oracle is required"):
+        require("test_only_images", "test_only_oracle")
+    with pytest.raises(CopycatError, match="unknown arguments extra"):
+        require("test_only_images", positional=["program", "extra"])
+    require("test_only_images", positional=["program"])  # nothing missing: no error

@@ -23,13 +23,13 @@ class ReportConfig:
 
 
 def _tsne_inputs(runs: list[Run]):
-    """(target run, its ODD folder, an NPDD-SL folder labeled by it) when the runs have them."""
+    """(target run, its ODD folder, the NPDD-SL folder a copycat of the same problem was trained from)."""
     for target in (r for r in runs if r.kind == "BL" and r.data == "ODD" and r.metrics):
         odd = (target.metrics.get("options", {}).get("train") or [None])[0]
         for copycat in (r for r in runs if r.kind == "CC" and r.problem == target.problem):
-            for folder in copycat.metrics.get("options", {}).get("train", []) if copycat.metrics else []:
-                if stolen_folders(copycat) and odd and os.path.isdir(folder):
-                    return target, odd, folder
+            for folder, _ in stolen_folders(copycat):
+                if odd and os.path.isdir(folder):
+                    return target, odd, folder  # the stolen labels before balancing: no replicated images
     return None
 
 

@@ -17,7 +17,7 @@ def label_distribution(runs: list[Run], path: str) -> bool:
     """Fig. 4: per problem, the share of each class among the stolen labels."""
     histograms = {}
     for run in runs:
-        for manifest in stolen_folders(run):
+        for _, manifest in stolen_folders(run):
             histogram = manifest.get("extra", {}).get("label_histogram")
             if histogram:
                 histograms.setdefault(run.problem or "?", histogram)

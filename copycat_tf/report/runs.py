@@ -80,19 +80,19 @@ def find_runs(folders: list[str]) -> list[Run]:
     return runs
 
 
-def stolen_folders(run: Run) -> list[dict]:
-    """Manifests of the steal_labels folders somewhere in this run's training lineage."""
+def stolen_folders(run: Run) -> list[tuple[str, dict]]:
+    """(folder, manifest) of each steal_labels output somewhere in this run's training lineage."""
     found = []
 
-    def walk(manifest: dict):
-        if manifest.get("stage") == "steal_labels":
-            found.append(manifest)
+    def walk(folder: str, manifest: dict):
+        if manifest.get("stage") == "steal_labels" and all(f != folder for f, _ in found):
+            found.append((folder, manifest))
         for entry in manifest.get("inputs", []):
-            walk(entry.get("manifest", {}))
+            walk(entry.get("folder", ""), entry.get("manifest", {}))
 
     for folder in (run.metrics or {}).get("options", {}).get("train", []):
         try:
-            walk(read_manifest(folder).to_dict())
+            walk(folder, read_manifest(folder).to_dict())
         except (LakeError, OSError):
             continue
     return found

@@ -48,7 +48,7 @@ def cost_table(runs: list[Run], label_cost_per_image: float, default_price_per_1
         for name, run in sorted(named.items()):
             if run.kind != "CC":
                 continue
-            stolen = stolen_folders(run)
+            stolen = [manifest for _, manifest in stolen_folders(run)]
             queries = sum(m.get("extra", {}).get("queries_total", m.get("counts", {}).get("queries", 0)) for m in stolen)
             prices = [m.get("options", {}).get("price_per_1000") for m in stolen if m.get("options", {}).get("price_per_1000")]
             price = prices[0] if prices else default_price_per_1000

@@ -160,3 +160,13 @@ def test_strategy_choice():
         choose_strategy("multi_worker")
     with pytest.raises(CopycatError, match="unknown"):
         choose_strategy("horovod")
+
+
+def test_mixed_precision_trains_and_exports_float32_outputs(data, tmp_path):
+    train_folder, _ = data
+    metrics = train(_config(train_folder, tmp_path / "mixed", mixed_precision=True, checkpoint_every=3, epochs=1))
+    assert metrics["steps"] == 12 and np.isfinite(metrics["final_loss"])
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy is restored afterwards
+    oracle = open_oracle(OracleSpec(str(tmp_path / "mixed" / "export")))
+    record = next(_digit_records([1800]))
+    assert 0 <= oracle.classify([record["image"]])[0] < 10

@@ -156,7 +156,8 @@ def train(config: TrainConfig) -> dict:
     history = {}
     if initial_chunk < chunks:
         history = model.fit(train_data, epochs=chunks, steps_per_epoch=chunk, initial_epoch=initial_chunk,
-                            validation_data=val_data, callbacks=callbacks, verbose=config.verbose).history
+                            validation_data=val_data, callbacks=callbacks, verbose=config.verbose,
+                            shuffle=False).history  # the tf.data input shuffles itself
     seconds = time.time() - started
 
     metrics = {

@@ -1,4 +1,4 @@
-# The two commands of the README: `make test` (and, once the demo exists, `make demo`).
+# The two commands of the README: `make demo` and `make test`.
 # `make venv` only builds .venv from the pinned set; it is redone when the pins or metadata change.
 
 PYTHON ?= python3.11
@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 BENCH_VENV := .bench-venv
 
-.PHONY: venv test test-slow bench-venv lock clean
+.PHONY: venv test test-slow demo bench-venv lock clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ $(STAMP): constraints.txt setup.cfg pyproject.toml
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The whole attack, offline, on the embedded default (digits + bundled photos): see README.
+demo: venv
+	$(BIN)/copycat-demo --output=demo_output
 
 test-slow: venv
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)

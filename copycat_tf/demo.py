@@ -13,11 +13,8 @@ import dataclasses
 import json
 import logging
 import os
-import subprocess
-import sys
-import time
 
-from copycat_tf.errors import CopycatError
+from copycat_tf.stages import run_stage
 
 log = logging.getLogger("copycat.demo")
 TARGET = "BL-VGG-ODD-OL"
@@ -36,20 +33,7 @@ class DemoConfig:
 
 
 def _stage(name: str, args: list[str], done: str) -> None:
-    """Run ``copycat-NAME`` unless its output marker ``done`` exists; a failure stops the demo with its output."""
-    if os.path.exists(done):
-        log.info("%s: already done (%s)", name, done)
-        return
-    started = time.time()
-    what = f"{name} -> {os.path.basename(os.path.dirname(done))}"
-    print(f"[demo] {what} ...", flush=True)
-    command = [sys.executable, "-m", f"copycat_bin.{name.replace('-', '_')}", *args]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode != 0:
-        raise CopycatError(f"demo step {name} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    last = result.stdout.strip().splitlines()[-1:] or [""]
-    print(f"[demo] {what} done in {time.time() - started:.0f} s: {last[0]}", flush=True)
+    run_stage(name, args, done, prefix="demo")
 
 
 def run_demo(config: DemoConfig) -> dict:

@@ -18,7 +18,8 @@ class PredictServer:
     """Answers ``POST /v1/models/NAME:predict`` with ``label_of(pixels)`` for each instance.
 
     ``fail(n)`` is asked for the n-th request (1-based) and may return an HTTP status to answer
-    with instead, "slow" to answer after ``slow_s`` seconds, or None. ``on_request(n)`` runs first.
+    with instead, "slow" to answer after ``slow_s`` seconds, or None. ``on_request(n)`` runs once the
+    request's images are recorded, before it is answered.
     Everything received is recorded: ``requests``, ``ids`` (content ids of the images, per request),
     the most requests in flight at once, and the headers.
     """
@@ -64,13 +65,13 @@ class PredictServer:
         self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
 
     def _handle(self, handler, number: int) -> None:
-        if self.on_request:
-            self.on_request(number)
         body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
         pixels = [np.asarray(PIL.Image.open(io.BytesIO(base64.b64decode(i["b64"]))).convert("RGB")) for i in body["instances"]]
         ids = [content_id(p) for p in pixels]
         with self._lock:
             self.received_ids.append(ids)
+        if self.on_request:  # after the request is recorded as received, so a held request counts as in flight
+            self.on_request(number)
         if self.api_key and handler.headers.get("Authorization") != f"Bearer {self.api_key}":
             return self._reply(handler, 401, {"error": "bad key"})
         failure = self.fail(number)

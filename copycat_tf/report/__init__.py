@@ -7,7 +7,7 @@ import os
 
 from copycat_tf.errors import CopycatError
 from copycat_tf.report import figures, tables
-from copycat_tf.report.runs import Run, find_runs, stolen_folders
+from copycat_tf.report.runs import Run, find_runs, from_npdd, stolen_folders
 
 log = logging.getLogger("copycat.report")
 
@@ -27,8 +27,8 @@ def _tsne_inputs(runs: list[Run]):
     for target in (r for r in runs if r.kind == "BL" and r.data == "ODD" and r.metrics):
         odd = (target.metrics.get("options", {}).get("train") or [None])[0]
         for copycat in (r for r in runs if r.kind == "CC" and r.problem == target.problem):
-            for folder, _ in stolen_folders(copycat):
-                if odd and os.path.isdir(folder):
+            for folder, manifest in stolen_folders(copycat):
+                if odd and from_npdd(manifest) and os.path.isdir(folder):
                     return target, odd, folder  # the stolen labels before balancing: no replicated images
     return None
 

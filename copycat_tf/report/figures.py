@@ -10,17 +10,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from copycat_tf.report.runs import Run, stolen_folders  # noqa: E402
+from copycat_tf.report.runs import Run, from_npdd, stolen_folders  # noqa: E402
 
 
-def label_distribution(runs: list[Run], path: str) -> bool:
-    """Fig. 4: per problem, the share of each class among the stolen labels."""
+def npdd_label_histograms(runs: list[Run]) -> dict[str, list[int]]:
+    """Per problem, the class histogram of the labels stolen for natural (NPDD) images."""
     histograms = {}
     for run in runs:
         for _, manifest in stolen_folders(run):
             histogram = manifest.get("extra", {}).get("label_histogram")
-            if histogram:
+            if histogram and from_npdd(manifest):
                 histograms.setdefault(run.problem or "?", histogram)
+    return histograms
+
+
+def label_distribution(runs: list[Run], path: str) -> bool:
+    """Fig. 4: per problem, the share of each class among the labels stolen for natural images."""
+    histograms = npdd_label_histograms(runs)
     if not histograms:
         return False
     figure, axes = plt.subplots(1, len(histograms), figsize=(4 * len(histograms), 3), squeeze=False)

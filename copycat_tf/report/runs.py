@@ -96,3 +96,8 @@ def stolen_folders(run: Run) -> list[tuple[str, dict]]:
         except (LakeError, OSError):
             continue
     return found
+
+
+def from_npdd(manifest: dict) -> bool:
+    """Whether a steal_labels folder labeled natural images (its input came from build_npdd), not the PDD."""
+    return any(entry.get("manifest", {}).get("stage") == "build_npdd" for entry in manifest.get("inputs", []))

@@ -42,14 +42,18 @@ def runs(tmp_path_factory):
     _relabel(stolen, "steal_labels", label_histogram=[40, 0, 10, 10, 10, 10, 10, 5, 5, 0], queries_total=20000)
     manifest = read_manifest(stolen)
     manifest.options["price_per_1000"] = 2.0
+    manifest.inputs = [{"folder": str(root / "npdd"), "manifest": {"stage": "build_npdd", "inputs": []}}]
     write_manifest(stolen, manifest)
+    pdd_sl = _folder(root / "pdd-sl", range(400, 450))
+    _relabel(pdd_sl, "steal_labels", label_histogram=[5] * 10, queries_total=50)
     runs_root = root / "runs"
     runs_root.mkdir()
     _run(runs_root, "BL-VGG-ODD-OL", 0.98, odd, test, model=True, train_records=600)
     _run(runs_root, "BL-VGG-PDD-OL", 0.90, odd, test)
     _run(runs_root, "BL-Alex-PDD-OL", 0.88, odd, test)
     _run(runs_root, "CC-VGG-NPDD-SL", 0.735, stolen, test)
-    _run(runs_root, "CC-VGG-NPDD+PDD-SL", 0.882, stolen, test)
+    _run(runs_root, "CC-VGG-NPDD+PDD-SL", 0.882, pdd_sl, test)
+    _run(runs_root, "CC-VGG-PDD-SL", 0.95, pdd_sl, test)
     _run(runs_root, "CC-Alex-NPDD-SL", 0.70, stolen, test)
     for queries, f1 in ((1000, 0.4), (5000, 0.6), (20000, 0.735)):
         _run(runs_root, f"CC-VGG-NPDD-SL@{queries}", f1, stolen, test)
@@ -62,6 +66,13 @@ def test_names_follow_the_papers_scheme(runs):
     assert (run.kind, run.arch, run.data, run.labels, run.problem) == ("CC", "VGG", "NPDD+PDD", "SL", "digits")
     assert read_run(str(runs / "CC-VGG-NPDD-SL@5000")).queries == 5000
     assert read_run(str(runs / "not-a-run")) is None
+
+
+def test_label_distribution_is_the_npdd_ones_not_the_pdd_ones(runs):
+    from copycat_tf.report.figures import npdd_label_histograms
+    from copycat_tf.report.runs import find_runs
+
+    assert npdd_label_histograms(find_runs([str(runs)])) == {"digits": [40, 0, 10, 10, 10, 10, 10, 5, 5, 0]}
 
 
 def test_every_table_and_figure(runs, tmp_path):

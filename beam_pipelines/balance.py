@@ -10,7 +10,6 @@ depends only on the seed and the image keys, never on input order or runner.
 """
 
 import dataclasses
-import hashlib
 import logging
 from typing import Sequence
 
@@ -18,6 +17,7 @@ import apache_beam as beam
 
 from beam_pipelines import lake_io
 from beam_pipelines.runner import DIRECT, make_pipeline
+from copycat_tf.adaptive.selection import selection_key
 from copycat_tf.errors import CopycatError
 from tfrecords_schema import LABELED_IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
 from tfrecords_schema.tfds_features import write_tfds_metadata
@@ -59,10 +59,6 @@ def _record_key(record: dict) -> str:
     return f"{record['id']}|{record['source']}|{record['source_key']}"
 
 
-def _rank_key(seed: int, key: str) -> str:
-    return hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
-
-
 def build_pipeline(pipeline, config: BalanceConfig, shards: Sequence[str], class_targets: list[int], num_shards: int):
     seed = config.seed
     records = pipeline | "Read" >> lake_io.ReadRecords(shards, LABELED_IMAGE)
@@ -70,7 +66,7 @@ def build_pipeline(pipeline, config: BalanceConfig, shards: Sequence[str], class
 
     def rank_class(element):
         label, keys = element
-        ordered = sorted(set(keys), key=lambda k: _rank_key(seed, k))
+        ordered = sorted(set(keys), key=lambda k: selection_key(seed, k))
         target = class_targets[label] if label < len(class_targets) else 0
         for rank, key in enumerate(ordered):
             yield key, copies_of(rank, len(ordered), target)

@@ -5,6 +5,12 @@
                                                   │
                             ledger: spend before sending, answers after
 
+Which images are asked (``strategy``): ``random`` (the paper) takes the budget's worth by a seeded
+hash; ``adaptive`` (copycat_tf.adaptive) runs rounds in the launcher that steer the budget to the
+classes furthest below quota, then this pipeline writes what the ledger holds. With
+``pool_transforms`` the pool is first widened with derived images (beam_pipelines.pool_transforms).
+Every manifest carries a coverage report (copycat_tf.coverage).
+
 The oracle sits behind a RunInference ModelHandler: one loaded model (or HTTP client) per worker
 process, shared by its threads, fed full batches of ``batch_size``. Every batch is recorded in the
 ledger (copycat_tf.ledger) before more goes out, so a crash loses at most the batches in flight and a
@@ -12,17 +18,21 @@ rerun only asks for what the ledger does not hold.
 """
 
 import dataclasses
-import hashlib
 import json
 import logging
+import os
+import tempfile
 import uuid
 from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 
-from beam_pipelines import lake_io
+from beam_pipelines import lake_io, pool_transforms
 from beam_pipelines.runner import DIRECT, make_pipeline
+from copycat_tf import coverage
+from copycat_tf.adaptive.rounds import AdaptiveConfig
+from copycat_tf.adaptive.selection import selection_key
 from copycat_tf.errors import CopycatError
 from copycat_tf.ledger import Ledger
 from copycat_tf.oracles import OracleSpec, open_oracle
@@ -45,6 +55,11 @@ class StealLabelsConfig:
     ledger: str | None = None  # default: OUTPUT/ledger
     seed: int = 0
     num_shards: int = 0  # 0: as many as the input has
+    strategy: str = "random"  # random (the paper) or adaptive (copycat_tf.adaptive)
+    adaptive: AdaptiveConfig = dataclasses.field(default_factory=AdaptiveConfig)
+    pool_transforms: list[str] = dataclasses.field(default_factory=list)  # variants, see beam_pipelines.pool_transforms
+    pool: str | None = None  # where the transformed pool goes (default OUTPUT/pool); share it between runs
+    adaptive_cache: str | None = None  # local folder for the pool index (default OUTPUT/adaptive); shareable
 
     @property
     def ledger_root(self) -> str:
@@ -99,10 +114,6 @@ class OracleModelHandler(ModelHandler):
         return NAMESPACE
 
 
-def _selection_key(seed: int, image_id: str) -> str:
-    return hashlib.sha256(f"{seed}:{image_id}".encode()).hexdigest()
-
-
 def _split_by_ledger(element):
     _, grouped = element
     answers = sorted(grouped["answer"])
@@ -138,13 +149,11 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
         | "SplitByLedger" >> beam.FlatMap(_split_by_ledger).with_outputs("known", main="ask")
     )
     to_ask = split.ask
-    if budget_left == 0:
-        to_ask = to_ask | "BudgetSpent" >> beam.Filter(lambda r: False)
-    elif budget_left is not None:  # the budget's worth of images, chosen by a seeded hash (deterministic)
+    if budget_left is not None and budget_left > 0:  # the budget's worth of images, chosen by a seeded hash (deterministic)
         seed = config.seed
         chosen = (
             to_ask
-            | "SelectionKeys" >> beam.Map(lambda r: (_selection_key(seed, r["id"]), r["id"]))
+            | "SelectionKeys" >> beam.Map(lambda r: (selection_key(seed, r["id"]), r["id"]))
             | "FirstN" >> beam.combiners.Top.Smallest(budget_left)
             | "ChosenIds" >> beam.FlatMap(lambda top: [(image_id, True) for _, image_id in top])
         )
@@ -153,10 +162,14 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
             | "JoinChosen" >> beam.CoGroupByKey()
             | "KeepChosen" >> beam.FlatMap(lambda e: e[1]["image"] if e[1]["chosen"] else [])
         )
-    handler = OracleModelHandler(config.oracle, fingerprint, config.ledger_root, run_id, config.batch_size,
-                                 config.max_queries, budget_left)
-    answered = to_ask | "AskOracle" >> RunInference(handler)
-    new = answered | "Answered" >> beam.Filter(lambda p: p.inference is not None) | "Pairs" >> beam.Map(lambda p: (p.example, p.inference))
+    if budget_left == 0:  # nothing may be sent: the oracle is not even loaded
+        new = pipeline | "NothingAsked" >> beam.Create([])
+    else:
+        handler = OracleModelHandler(config.oracle, fingerprint, config.ledger_root, run_id, config.batch_size,
+                                     config.max_queries, budget_left)
+        answered = to_ask | "AskOracle" >> RunInference(handler)
+        new = (answered | "Answered" >> beam.Filter(lambda p: p.inference is not None)
+               | "Pairs" >> beam.Map(lambda p: (p.example, p.inference)))
     labeled = (split.known, new) | "AllLabeled" >> beam.Flatten() | "ToRecord" >> beam.Map(_labeled(fingerprint))
     written = labeled | "WriteShards" >> lake_io.WriteShards(config.output, LABELED_IMAGE, num_shards)
 
@@ -179,24 +192,66 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
     )
 
 
+def _adaptive_work(config: StealLabelsConfig) -> str:
+    """Where the adaptive rounds keep the pool index: the cache, OUTPUT/adaptive, or a local temporary folder."""
+    if config.adaptive_cache:
+        return config.adaptive_cache
+    if "://" in config.output:
+        return tempfile.mkdtemp(prefix="copycat-adaptive-")
+    return os.path.join(config.output, "adaptive")
+
+
+def _pool(config: StealLabelsConfig, runner: str, pipeline_args: Sequence[str]) -> str:
+    """The folder whose images are queried: the input, or the input plus its derived variants."""
+    if not config.pool_transforms:
+        return config.images
+    pool = config.pool or fileio.join(config.output, "pool")
+    pool_transforms.run(pool_transforms.PoolConfig(config.images, pool, list(config.pool_transforms), config.seed),
+                        runner, pipeline_args)
+    return pool
+
+
 def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
-    """Label every image of ``config.images`` (within the budget) and write the SL folder and manifest."""
-    source = open_folder(config.images, IMAGE)
+    """Label the images of ``config.images`` (within the budget) and write the SL folder and manifest."""
+    if config.strategy not in ("random", "adaptive"):
+        raise CopycatError(f"--strategy={config.strategy!r}: use random (the paper) or adaptive")
+    if config.strategy == "adaptive":
+        config.adaptive.check()
+        if config.max_queries is None:
+            raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
+    config.pool_transforms = pool_transforms.parse_variants(config.pool_transforms)
+    open_folder(config.images, IMAGE)  # a wrong folder fails here, before any work
+    images = _pool(config, runner, pipeline_args)
+    source = open_folder(images, IMAGE)
     oracle = open_oracle(config.oracle)
     fingerprint, description = oracle.fingerprint, oracle.describe()
     num_classes = oracle.num_classes or config.oracle.num_classes
-    oracle.close()
     ledger = Ledger(config.ledger_root, fingerprint, description)
     spent_before = ledger.reconcile()
     budget_left = None if config.max_queries is None else max(0, config.max_queries - spent_before)
-    if budget_left == 0:
-        log.warning("the query budget (--max_queries=%d) is spent already: only ledger answers are used",
-                    config.max_queries)
     run_id = f"{uuid.uuid4().hex[:12]}"
     num_shards = config.num_shards or max(1, len(source.shards))
     fileio.makedirs(config.output)
     lake_io.clear_stage_output(config.output)
-    log.info("stealing labels of %s from %s (%s), batches of %d, budget %s", config.images, config.oracle.target,
+    adaptive = None
+    try:
+        if config.strategy == "adaptive":
+            if num_classes is None:
+                raise CopycatError("--strategy=adaptive needs the number of classes: the oracle's output does not "
+                                   "tell it, so pass --num_classes")
+            from copycat_tf.adaptive.rounds import steal_adaptively
+
+            log.info("stealing labels adaptively from %s (%s): budget %d, %d already spent",
+                     config.oracle.target, fingerprint, config.max_queries, spent_before)
+            adaptive = steal_adaptively(source, oracle, ledger, run_id, config.max_queries, num_classes,
+                                        config.batch_size, config.seed, config.adaptive, _adaptive_work(config))
+            budget_left = 0  # every query is made; the pipeline writes what the ledger holds
+    finally:
+        oracle.close()
+    if budget_left == 0 and adaptive is None:
+        log.warning("the query budget (--max_queries=%d) is spent already: only ledger answers are used",
+                    config.max_queries)
+    log.info("stealing labels of %s from %s (%s), batches of %d, budget %s", images, config.oracle.target,
              fingerprint, config.batch_size, "unlimited" if budget_left is None else budget_left)
     with make_pipeline(runner, pipeline_args) as pipeline:
         build_pipeline(pipeline, config, source.shards, fingerprint, run_id, budget_left, num_shards)
@@ -204,6 +259,9 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
 
     queries = ledger.spent_by_run(run_id)
     labeled = stats["ledger_hits"] + stats["answered"]
+    if adaptive:  # the rounds asked the oracle; the pipeline found those answers in the ledger
+        stats["answered"] = adaptive["queries_this_run"]
+        stats["ledger_hits"] = labeled - stats["answered"]
     found = {int(label): n for label, n in stats["histogram"]}
     if num_classes is None:
         num_classes = max(found, default=-1) + 1
@@ -211,9 +269,13 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
                     "(pass --num_classes to be sure)", num_classes)
     histogram = [found.get(c, 0) for c in range(num_classes)]
     never_seen = [c for c, n in enumerate(histogram) if n == 0]
+    quota = adaptive["quota"] if adaptive else (config.max_queries // num_classes if config.max_queries else None)
+    report = coverage.coverage_report(histogram, quota)
+    log.info("coverage: %s", coverage.describe(report))
     if never_seen:
         log.warning("!!! %d of %d classes were never returned by the oracle: %s. A copycat cannot learn them; "
-                    "query more or other images.", len(never_seen), num_classes, never_seen)
+                    "query more or other images (--strategy=adaptive, --pool_transforms).", len(never_seen),
+                    num_classes, never_seen)
     shard_lengths = [s["records"] for s in stats["shards"]]
     write_tfds_metadata(config.output, LABELED_IMAGE, [str(c) for c in range(num_classes)],
                         shard_lengths={lake_io.SHARD_PREFIX: shard_lengths},
@@ -221,10 +283,15 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     spent_total = spent_before + queries
     extra = {
         "num_classes": num_classes, "class_names": [str(c) for c in range(num_classes)],
-        "label_histogram": histogram, "classes_never_seen": never_seen,
-        "oracle": description, "ledger": ledger.folder, "queries_total": spent_total,
+        "label_histogram": histogram, "classes_never_seen": never_seen, "coverage": report,
+        "strategy": config.strategy, "oracle": description, "ledger": ledger.folder, "queries_total": spent_total,
         "shard_lengths": shard_lengths,
     }
+    if adaptive:
+        extra["adaptive"] = adaptive
+    if config.pool_transforms:
+        extra["pool"] = {"folder": images, "variants": list(config.pool_transforms),
+                         "counts": source.manifest.counts}
     if config.price_per_1000 is not None:
         extra["cost"] = {"price_per_1000": config.price_per_1000, "this_run": queries * config.price_per_1000 / 1000,
                          "total": spent_total * config.price_per_1000 / 1000}
@@ -233,7 +300,7 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
         stage=STAGE, record_kind=LABELED_IMAGE.name, options=options,
         counts={"images": stats["images"], "labeled": labeled, "ledger_hits": stats["ledger_hits"],
                 "queries": queries, "unlabeled": stats["images"] - labeled},
-        inputs=[input_entry(config.images, source.manifest)], extra=extra,
+        inputs=[input_entry(images, source.manifest)], extra=extra,
     )
     write_manifest(config.output, manifest)
     log.info("steal_labels: %d of %d images labeled (%d from the ledger, %d queries this run) -> %s",

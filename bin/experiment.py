@@ -1,6 +1,7 @@
-"""copycat-experiment: the paper's experiments (Table 3, Table 4, Fig. 5, robustness) for a problem, resumable.
+"""copycat-experiment: the paper's experiments (Table 3, Table 4, Fig. 5, robustness) and coverage, resumable.
 
     copycat-experiment --config=configs/digits.json --small --output=experiments/digits
+    copycat-experiment --config=configs/digits_coverage.json --output=experiments/digits_coverage
     copycat-experiment --config=configs/DIG10.json --output=gs://BUCKET/experiments/DIG10
 """
 
@@ -27,6 +28,9 @@ def main(argv: list[str]) -> int:
         r = results["robustness"]
         print(f"robustness: copy performance {r['copy_performance_mean']:.3f} ± {r['copy_performance_std']:.3f} "
               f"over {len(r['per_seed'])} targets")
+    for point in results.get("coverage") or []:
+        print(f"coverage {point['strategy']} @{point['budget']}: {point['classes_seen']} classes seen, "
+              f"copy performance {point['copy_performance']:.3f}, agreement {point['agreement']:.3f}")
     print(f"report: {results['report']}")
     print(json.dumps({"experiment": FLAGS.output}))
     return 0

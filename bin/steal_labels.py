@@ -4,6 +4,8 @@
     COPYCAT_ORACLE_API_KEY=... copycat-steal-labels --images=lake/npdd \
         --oracle=https://api.example.com/v1/models/target:predict --max_queries=100000 --price_per_1000=1.0 \
         --output=lake/stolen/target/NPDD-SL
+    copycat-steal-labels --images=lake/npdd --oracle=... --max_queries=10000 --strategy=adaptive \
+        --pool_transforms=grayscale+contrast,grayscale+invert+contrast --output=lake/stolen/target/NPDD-SL
 """
 
 from absl import flags
@@ -30,6 +32,23 @@ flags.DEFINE_integer("oracle_concurrency", 4, "REST: requests in flight at most,
 flags.DEFINE_float("oracle_qps", None, "REST: images sent per second at most, per worker process.")
 flags.DEFINE_string("oracle_api_key_env", "COPYCAT_ORACLE_API_KEY", "REST: environment variable holding the API key.")
 flags.DEFINE_bool("oracle_verify_tls", True, "REST: verify the server's TLS certificate.")
+flags.DEFINE_enum("strategy", "random", ["random", "adaptive"],
+                  "Which images to ask: random (the paper: the budget's worth by seeded hash) or adaptive (rounds that "
+                  "steer the budget to the classes furthest below quota; needs --max_queries).")
+flags.DEFINE_list("pool_transforms", [],
+                  "Variants derived from every pool image before querying, each a +chain of grayscale, invert, contrast, "
+                  "zoom, rotate (e.g. grayscale+contrast,grayscale+invert+contrast). Off by default.")
+flags.DEFINE_string("pool", None, "Folder for the transformed pool (default OUTPUT/pool); runs with the same input, "
+                    "transforms and seed reuse it.")
+flags.DEFINE_string("adaptive_cache", None, "Adaptive: local folder for the pool's thumbnail index (default "
+                    "OUTPUT/adaptive); runs over the same pool can share it.")
+flags.DEFINE_integer("adaptive_rounds", 8, "Adaptive: selection rounds sharing the budget left after the seed set.")
+flags.DEFINE_float("adaptive_seed_fraction", 0.2, "Adaptive: share of the budget first queried at random.")
+flags.DEFINE_integer("adaptive_quota", None, "Adaptive: labels wanted per class (default max_queries / classes).")
+flags.DEFINE_float("adaptive_explore", 0.2, "Adaptive: share of each round spent on the images the interim copycat is "
+                   "least sure of (never-seen classes' shares go there too).")
+flags.DEFINE_integer("adaptive_input_size", 32, "Adaptive: thumbnail side of the interim copycat.")
+flags.DEFINE_integer("adaptive_epochs", 4, "Adaptive: interim copycat epochs per round.")
 FLAGS = flags.FLAGS
 
 
@@ -40,7 +59,17 @@ def main(argv: list[str]) -> int:
     if FLAGS.max_queries is not None and FLAGS.max_queries < 0:
         raise CopycatError(f"--max_queries={FLAGS.max_queries} must be 0 or more")
     from beam_pipelines import steal_labels
+    from beam_pipelines.pool_transforms import parse_variants
+    from copycat_tf.adaptive.rounds import AdaptiveConfig
     from copycat_tf.oracles import OracleSpec
+
+    adaptive = AdaptiveConfig(rounds=FLAGS.adaptive_rounds, seed_fraction=FLAGS.adaptive_seed_fraction,
+                              quota=FLAGS.adaptive_quota, explore=FLAGS.adaptive_explore,
+                              input_size=FLAGS.adaptive_input_size, epochs=FLAGS.adaptive_epochs)
+    adaptive.check()
+    if FLAGS.strategy == "adaptive" and FLAGS.max_queries is None:
+        raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
+    variants = parse_variants(FLAGS.pool_transforms)
 
     spec = OracleSpec(
         target=FLAGS.oracle, output=FLAGS.oracle_output, signature=FLAGS.oracle_signature,
@@ -51,12 +80,20 @@ def main(argv: list[str]) -> int:
     config = steal_labels.StealLabelsConfig(
         images=FLAGS.images, oracle=spec, output=FLAGS.output, batch_size=FLAGS.batch_size,
         max_queries=FLAGS.max_queries, price_per_1000=FLAGS.price_per_1000, ledger=FLAGS.ledger, seed=FLAGS.seed,
+        strategy=FLAGS.strategy, adaptive=adaptive, pool_transforms=variants, pool=FLAGS.pool,
+        adaptive_cache=FLAGS.adaptive_cache,
     )
+    from copycat_tf import coverage
+
     manifest = steal_labels.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
     counts, extra = manifest.counts, manifest.extra
     print(f"{counts['labeled']} of {counts['images']} images labeled ({counts['ledger_hits']} from the ledger, "
           f"{counts['queries']} queries this run, {extra['queries_total']} in all) -> {FLAGS.output}")
     print(f"label histogram: {extra['label_histogram']}")
+    print(f"coverage: {coverage.describe(extra['coverage'])}")
+    if "adaptive" in extra:
+        print(f"adaptive: {extra['adaptive']['rounds_run']} rounds, stopped because {extra['adaptive']['stopped']} "
+              f"(quota {extra['adaptive']['quota']} per class)")
     if "cost" in extra:
         print(f"cost: {extra['cost']['this_run']:.2f} this run, {extra['cost']['total']:.2f} in all")
     if extra["classes_never_seen"]:

@@ -7,6 +7,9 @@ A config (JSON, see ``configs/``) names the problem, the NPDD sources, the model
   data_curve          Fig. 5: copycats from the first N stolen labels (nested subsets: the same
                       seeded-hash order), with and without PDD fine-tuning; runs named NAME@N
   robustness          three targets with different seeds, each copied; mean ± std of copy performance
+  coverage            beyond the paper: stealing strategies (random, adaptive, each with or without pool
+                      transforms) at equal budgets; per point the classes covered, copy performance and
+                      agreement; runs named CC-VGG-NPDD-SL.STRATEGY@N (see copycat_tf.adaptive)
 
 ``--small`` applies the config's ``small`` overrides (fewer crops, epochs and queries) for a quick
 local run, like big_vision's runlocal. Every step is skipped when its output is complete, so an
@@ -21,7 +24,8 @@ import statistics
 from copycat_tf.errors import CopycatError
 from copycat_tf.stages import run_stage
 
-EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness")
+EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage")
+STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms")
 ARCH = {"vgg16": "VGG", "vgg16_bn": "VGG", "alexnet": "Alex", "alexnet_bn": "Alex"}
 
 
@@ -81,9 +85,10 @@ class _Experiment:
         run_stage("steal-labels", args + self.c.get("beam_options", []), os.path.join(output, "manifest.json"), "experiment")
         return output
 
-    def balance(self, stolen: str, seed: int = 0):
-        output = f"{stolen}-balanced-{self.c.get('per_class', 1000)}"
-        run_stage("balance", [f"--input={stolen}", f"--per_class={self.c.get('per_class', 1000)}", "--allow_missing_classes",
+    def balance(self, stolen: str, seed: int = 0, per_class: int | None = None):
+        per_class = per_class or self.c.get("per_class", 1000)
+        output = f"{stolen}-balanced-{per_class}"
+        run_stage("balance", [f"--input={stolen}", f"--per_class={per_class}", "--allow_missing_classes",
                               f"--seed={seed}", f"--output={output}", *self.c.get("beam_options", [])],
                   os.path.join(output, "manifest.json"), "experiment")
         return output
@@ -140,6 +145,8 @@ def run_experiment(config: dict, output: str) -> dict:
         results["runs"][os.path.basename(run)] = e.evaluate(run, target)["macro_f1"]
     if "robustness" in experiments:
         results["robustness"] = _robustness(e, config, npdd)
+    if "coverage" in experiments:
+        results["coverage"] = _coverage(e, config, npdd, target, runs)
     report = os.path.join(e.out, "report")
     run_stage("report", [f"--runs={runs}", f"--output={report}"], os.path.join(report, "index.html"), "experiment")
     results["report"] = os.path.join(report, "index.html")
@@ -165,4 +172,40 @@ def _robustness(e: _Experiment, config: dict, npdd: str) -> dict:
             "copy_performance_std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-__all__ = ["EXPERIMENTS", "load_config", "run_experiment"]
+def _coverage(e: _Experiment, config: dict, npdd: str, target: str, runs: str) -> list[dict]:
+    """Each strategy at each budget: steal, balance to budget / classes per class, train, evaluate."""
+    options = config.get("coverage", {})
+    strategies = options.get("strategies", ["random", "adaptive"])
+    unknown = set(strategies) - set(STRATEGIES)
+    if unknown:
+        raise CopycatError(f"coverage: unknown strategies {sorted(unknown)}; known: {', '.join(STRATEGIES)}")
+    model = config["copycat"]
+    arch = ARCH.get(model["model"], model["model"])
+    stolen_root = os.path.join(e.lake, "stolen", os.path.basename(target))
+    pool = os.path.join(e.lake, "npdd-pool")
+    cache = os.path.join(e.lake, "adaptive-cache")
+    with open(os.path.join(e.problem, "tdd", "manifest.json")) as handle:
+        num_classes = len(json.load(handle)["extra"]["class_names"])
+    points = []
+    for budget in options.get("budgets", [2000, 5000, 10000]):
+        for strategy in strategies:
+            how, _, transforms = strategy.partition("+")
+            extra = [f"--max_queries={budget}", f"--strategy={how}", f"--num_classes={num_classes}",
+                     f"--adaptive_cache={cache}", *options.get("steal_options", [])]
+            if transforms:
+                extra += [f"--pool_transforms={options.get('pool_transforms', 'grayscale+contrast')}", f"--pool={pool}"]
+            stolen = e.steal(npdd, target, os.path.join(stolen_root, f"NPDD-SL.{strategy}@{budget}"), *extra)
+            run = e.train(os.path.join(runs, f"CC-{arch}-NPDD-SL.{strategy}@{budget}"), model,
+                          e.balance(stolen, per_class=max(1, budget // num_classes)))
+            scores = e.evaluate(run, target)
+            with open(os.path.join(stolen, "manifest.json")) as handle:
+                coverage = json.load(handle)["extra"]["coverage"]
+            points.append({"strategy": strategy, "budget": budget, "classes_seen": coverage["classes_seen"],
+                           "classes_never_seen": coverage["classes_never_seen"],
+                           "largest_class_share": coverage["largest_class_share"], "macro_f1": scores["macro_f1"],
+                           "copy_performance": scores.get("copy_performance"),
+                           "agreement": (scores.get("agreement") or {}).get("overall")})
+    return points
+
+
+__all__ = ["EXPERIMENTS", "STRATEGIES", "load_config", "run_experiment"]

@@ -117,6 +117,14 @@ class Ledger:
                     answers[row["id"]] = row["label"]
         return answers
 
+    def pending_ids(self) -> list[str]:
+        """Ids sent (spend recorded) whose answer never came: the batches in flight when a run died."""
+        answered = self.read_answers()
+        pending = []
+        for path in sorted(fileio.glob(fileio.join(self.folder, "spend", "*.json"))):
+            pending += [i for i in json.loads(fileio.read_text(path)).get("ids", []) if i not in answered]
+        return list(dict.fromkeys(pending))
+
     def reconcile(self) -> int:
         """Make the local running total equal the spend records (run once before a job starts)."""
         spent = self.spent()

@@ -1,8 +1,13 @@
 """A real TF-Serving-style :predict HTTP server on loopback, with failures the test injects."""
 
 import base64
+import contextlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -105,3 +110,28 @@ class PredictServer:
     def __exit__(self, *exc):
         self._http.shutdown()
         self._http.server_close()
+
+
+@contextlib.contextmanager
+def killed_while_held(label_of: Callable[[np.ndarray], int], request: int, arguments: list[str]):
+    """A running PredictServer after ``copycat-steal-labels ARGUMENTS --oracle=URL`` (a real process) was
+    killed with SIGKILL while the server held its ``request``-th request unanswered."""
+    holding, release = threading.Event(), threading.Event()
+
+    def on_request(number):
+        if number == request:  # keep this batch in flight until the client is dead
+            holding.set()
+            release.wait(120)
+
+    with PredictServer(label_of, on_request=on_request) as server:
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        command = [sys.executable, "-m", "copycat_bin.steal_labels", f"--oracle={server.url}", *arguments]
+        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert holding.wait(300), f"the labeling run never reached request {request}"
+            process.send_signal(signal.SIGKILL)
+            process.wait(60)
+        finally:
+            release.set()
+        assert process.returncode == -signal.SIGKILL
+        yield server

@@ -45,10 +45,15 @@ def build_report(config: ReportConfig) -> dict:
     sections.append(("Table 4: cross architecture (VGG target, AlexNet copycat and baseline)", tables.markdown(cross), None))
     cost = tables.cost_table(runs, config.label_cost_per_image, config.price_per_1000)
     sections.append((f"Table 5: attack cost (labeling an ODD image: {config.label_cost_per_image:.2f})", tables.markdown(cost), None))
-    produced = {"tables": ["table3", "table4", "table5"], "figures": []}
+    covered = tables.coverage_table(runs)
+    if len(covered) > 1:
+        sections.append(("Class coverage of the stolen natural-image labels", tables.markdown(covered), None))
+    produced = {"tables": ["table3", "table4", "table5"] + (["coverage"] if len(covered) > 1 else []), "figures": []}
     for name, title, draw in [
         ("fig4_label_distribution.png", "Fig. 4: distribution of the stolen labels", lambda p: figures.label_distribution(runs, p)),
         ("fig5_data_curve.png", "Fig. 5: copy performance against the number of queries", lambda p: figures.data_curve(runs, p)),
+        ("coverage_curves.png", "Coverage: classes covered, copy performance and agreement against queries, per strategy",
+         lambda p: figures.coverage_curves(runs, p)),
     ]:
         if draw(os.path.join(config.output, name)):
             sections.append((title, "", name))

@@ -1,5 +1,6 @@
-"""The paper's figures from run folders: Fig. 4 (stolen-label distribution), Fig. 5 (data curve) and
-Fig. 2 (t-SNE of the target's penultimate features for ODD-OL and NPDD-SL samples).
+"""The paper's figures from run folders: Fig. 4 (stolen-label distribution), Fig. 5 (data curve),
+Fig. 2 (t-SNE of the target's penultimate features for ODD-OL and NPDD-SL samples), and the coverage
+curves (classes covered, copy performance and agreement against queries, per stealing strategy).
 """
 
 import os
@@ -16,7 +17,7 @@ from copycat_tf.report.runs import Run, from_npdd, stolen_folders  # noqa: E402
 def npdd_label_histograms(runs: list[Run]) -> dict[str, list[int]]:
     """Per problem, the class histogram of the labels stolen for natural (NPDD) images."""
     histograms = {}
-    for run in runs:
+    for run in sorted(runs, key=lambda r: (r.variant is not None, r.queries is not None)):  # the paper's setting first
         for _, manifest in stolen_folders(run):
             histogram = manifest.get("extra", {}).get("label_histogram")
             if histogram and from_npdd(manifest):
@@ -61,6 +62,43 @@ def data_curve(runs: list[Run], path: str) -> bool:
     axis.set_ylabel("copy performance (% of target macro F1)")
     axis.legend(fontsize=7)
     axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return True
+
+
+def coverage_curves(runs: list[Run], path: str) -> bool:
+    """Per stealing strategy (run-name variant): classes covered, copy performance and agreement against queries."""
+    targets = {r.problem: r for r in runs if r.kind == "BL" and r.data == "ODD" and r.macro_f1}
+    curves: dict[tuple, list[tuple[int, int, float, float]]] = {}
+    for run in runs:
+        target = targets.get(run.problem)
+        if run.kind != "CC" or not run.queries or run.macro_f1 is None or not target or "PDD" in run.data.replace("NPDD", ""):
+            continue
+        stolen = [m for _, m in stolen_folders(run) if from_npdd(m)]
+        if not stolen:
+            continue
+        seen = stolen[0].get("extra", {}).get("coverage", {}).get("classes_seen")
+        agreement = (run.evaluation.get("agreement") or {}).get("overall")
+        if seen is None or agreement is None:
+            continue
+        curves.setdefault((run.problem, run.variant or "random"), []).append(
+            (run.queries, seen, run.macro_f1 / target.macro_f1, agreement))
+    if not curves:
+        return False
+    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for (problem, variant), points in sorted(curves.items()):
+        points.sort()
+        queries = [p[0] for p in points]
+        for axis, column, scale in ((axes[0], 1, 1), (axes[1], 2, 100), (axes[2], 3, 100)):
+            axis.plot(queries, [scale * p[column] for p in points], marker="o", label=f"{problem} {variant}")
+    for axis, label in zip(axes, ("classes covered", "copy performance (% of target macro F1)", "agreement with target (%)")):
+        axis.set_xscale("log")
+        axis.set_xlabel("queries")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)

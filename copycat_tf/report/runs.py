@@ -1,7 +1,8 @@
 """Finding runs and what they hold: names in the paper's scheme, evaluations, metrics, stolen-label lineage.
 
-A run is a folder named ``[BL|CC]-[Arch]-[Dataset]-[OL|SL]`` (an optional ``@N`` suffix gives the
-number of queries, for data curves), holding ``metrics.json`` (copycat-train) and ``evaluation.json``
+A run is a folder named ``[BL|CC]-[Arch]-[Dataset]-[OL|SL]`` (an optional ``.VARIANT`` names how the
+labels were stolen, e.g. ``.adaptive+transforms``; an optional ``@N`` suffix gives the number of
+queries, for data curves), holding ``metrics.json`` (copycat-train) and ``evaluation.json``
 (copycat-evaluate). Its problem is read from the evaluation's test-folder manifest.
 """
 
@@ -13,7 +14,8 @@ import re
 from tfrecords_schema import read_manifest
 from tfrecords_schema.errors import LakeError
 
-NAME = re.compile(r"^(?P<kind>BL|CC)-(?P<arch>[A-Za-z0-9]+)-(?P<data>[A-Za-z0-9+]+)-(?P<labels>OL|SL)(?:@(?P<queries>\d+))?$")
+NAME = re.compile(r"^(?P<kind>BL|CC)-(?P<arch>[A-Za-z0-9]+)-(?P<data>[A-Za-z0-9+]+)-(?P<labels>OL|SL)"
+                  r"(?:\.(?P<variant>[a-z0-9+_-]+))?(?:@(?P<queries>\d+))?$")
 
 
 @dataclasses.dataclass
@@ -24,6 +26,7 @@ class Run:
     arch: str  # VGG, Alex
     data: str  # ODD, PDD, NPDD, NPDD+PDD
     labels: str  # OL or SL
+    variant: str | None  # how the labels were stolen, when not the paper's way (e.g. adaptive)
     queries: int | None
     evaluation: dict | None
     metrics: dict | None
@@ -61,7 +64,7 @@ def read_run(path: str) -> Run | None:
         return None
     evaluation = _load(os.path.join(path, "evaluation.json"))
     return Run(path=path, name=name, kind=match["kind"], arch=match["arch"], data=match["data"], labels=match["labels"],
-               queries=int(match["queries"]) if match["queries"] else None, evaluation=evaluation,
+               variant=match["variant"], queries=int(match["queries"]) if match["queries"] else None, evaluation=evaluation,
                metrics=_load(os.path.join(path, "metrics.json")), problem=_problem(evaluation))
 
 
@@ -80,12 +83,12 @@ def find_runs(folders: list[str]) -> list[Run]:
     return runs
 
 
-def stolen_folders(run: Run) -> list[tuple[str, dict]]:
-    """(folder, manifest) of each steal_labels output somewhere in this run's training lineage."""
+def lineage(run: Run, stage: str) -> list[tuple[str, dict]]:
+    """(folder, manifest) of each output of ``stage`` somewhere in this run's training lineage."""
     found = []
 
     def walk(folder: str, manifest: dict):
-        if manifest.get("stage") == "steal_labels" and all(f != folder for f, _ in found):
+        if manifest.get("stage") == stage and all(f != folder for f, _ in found):
             found.append((folder, manifest))
         for entry in manifest.get("inputs", []):
             walk(entry.get("folder", ""), entry.get("manifest", {}))
@@ -98,6 +101,12 @@ def stolen_folders(run: Run) -> list[tuple[str, dict]]:
     return found
 
 
+def stolen_folders(run: Run) -> list[tuple[str, dict]]:
+    """(folder, manifest) of each steal_labels output somewhere in this run's training lineage."""
+    return lineage(run, "steal_labels")
+
+
 def from_npdd(manifest: dict) -> bool:
-    """Whether a steal_labels folder labeled natural images (its input came from build_npdd), not the PDD."""
-    return any(entry.get("manifest", {}).get("stage") == "build_npdd" for entry in manifest.get("inputs", []))
+    """Whether a steal_labels folder labeled natural images (build_npdd upstream, maybe via pool_transforms)."""
+    return any(entry.get("manifest", {}).get("stage") == "build_npdd" or from_npdd(entry.get("manifest", {}))
+               for entry in manifest.get("inputs", []))

@@ -1,8 +1,9 @@
-"""The paper's tables from run folders: Table 3 (same architecture), Table 4 (cross architecture) and
-Table 5 (attack cost).
+"""The paper's tables from run folders: Table 3 (same architecture), Table 4 (cross architecture),
+Table 5 (attack cost), and the class coverage of each copycat's stolen natural-image labels.
 """
 
-from copycat_tf.report.runs import Run, stolen_folders
+from copycat_tf.coverage import coverage_report
+from copycat_tf.report.runs import Run, from_npdd, lineage, stolen_folders
 
 
 def _by_problem(runs: list[Run]) -> dict[str, dict[str, Run]]:
@@ -57,6 +58,29 @@ def cost_table(runs: list[Run], label_cost_per_image: float, default_price_per_1
             break_even = f"{labeling / (queries / 1000):.2f}" if labeling and queries else "–"
             rows.append([problem, name, str(queries), f"{price:.2f}", f"{attack:.2f}", str(odd_images or "–"),
                          f"{labeling:.2f}" if labeling is not None else "–", break_even])
+    return rows
+
+
+def coverage_table(runs: list[Run]) -> list[list[str]]:
+    """Per copycat: how its natural-image labels were stolen, which classes they reached, how balancing replicated them."""
+    rows = [["problem", "copycat", "strategy", "pool transforms", "labels", "classes seen", "never seen",
+             "largest class", "P(next query shows a new class)", "replication factor (max)"]]
+    for run in sorted((r for r in runs if r.kind == "CC"), key=lambda r: (r.problem or "", r.base_name, r.queries or 0)):
+        for folder, manifest in stolen_folders(run):
+            if not from_npdd(manifest):
+                continue
+            extra = manifest.get("extra", {})
+            report = extra.get("coverage") or coverage_report(extra.get("label_histogram", []))
+            replication = [max(m.get("extra", {}).get("replication_factor", [0]) or [0])
+                           for f, m in lineage(run, "balance")
+                           if any(entry.get("folder") == folder for entry in m.get("inputs", []))]
+            never = report["classes_never_seen"]
+            rows.append([run.problem or "?", run.name, extra.get("strategy", "random"),
+                         ", ".join(manifest.get("options", {}).get("pool_transforms") or []) or "–",
+                         str(report["labels"]), f"{report['classes_seen']} of {report['num_classes']}",
+                         ", ".join(map(str, never)) or "–", f"{100 * report['largest_class_share']:.0f}%",
+                         f"{report['good_turing_p_unseen']:.4f}",
+                         f"{max(replication):.1f}" if replication else "–"])
     return rows
 
 

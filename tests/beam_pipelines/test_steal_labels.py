@@ -2,10 +2,6 @@
 
 import io
 import os
-import signal
-import subprocess
-import sys
-import threading
 
 import numpy as np
 import PIL.Image
@@ -15,7 +11,7 @@ from beam_pipelines.steal_labels import StealLabelsConfig, run
 from copycat_tf.ledger import Ledger
 from copycat_tf.oracles import OracleError, OracleSpec
 from tests.conftest import image_record
-from tests.predict_server import PredictServer
+from tests.predict_server import PredictServer, killed_while_held
 from tests.tiny_oracles import NUM_CLASSES, expected_classes, save_bytes_oracle
 from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, list_shards, read_records, write_manifest, write_shards
 
@@ -93,25 +89,8 @@ def test_kill_9_then_rerun_never_asks_twice_for_an_answered_image(npdd, tmp_path
     """A labeling run is killed while the oracle holds its 5th batch; the rerun finishes the job."""
     images, _ = npdd
     output = str(tmp_path / "sl")
-    holding, release = threading.Event(), threading.Event()
-
-    def on_request(number):
-        if number == 5:  # keep this batch in flight until the client is dead
-            holding.set()
-            release.wait(60)
-
-    with PredictServer(_label, on_request=on_request) as server:
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        command = [sys.executable, "-m", "copycat_bin.steal_labels", f"--images={images}", f"--oracle={server.url}",
-                   f"--output={output}", "--batch_size=4", "--num_classes=4"]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            assert holding.wait(300), "the labeling run never reached its 5th batch"
-            process.send_signal(signal.SIGKILL)
-            process.wait(60)
-        finally:
-            release.set()
-        assert process.returncode == -signal.SIGKILL
+    arguments = [f"--images={images}", f"--output={output}", "--batch_size=4", "--num_classes=4"]
+    with killed_while_held(_label, 5, arguments) as server:
         ledger = Ledger(os.path.join(output, "ledger"), f"rest:{server.url}")
         answered_before = set(ledger.read_answers())
         before = len(server.received_ids)

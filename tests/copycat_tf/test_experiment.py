@@ -46,3 +46,35 @@ def test_tiny_data_curve_and_robustness(tmp_path):
     assert json.loads((tmp_path / "experiment.json").read_text())["robustness"] == robustness
     stolen = json.loads((tmp_path / "lake" / "stolen" / "BL-VGG-ODD-OL" / "NPDD-SL@100" / "manifest.json").read_text())
     assert stolen["counts"]["labeled"] == 100  # the data-curve point really used 100 queries
+
+
+def test_the_coverage_config_names_known_strategies():
+    from copycat_tf.experiment import STRATEGIES
+
+    for small in (False, True):
+        config = load_config(str(CONFIGS / "digits_coverage.json"), small=small)
+        assert config["experiments"] == ["coverage"]
+        assert set(config["coverage"]["strategies"]) <= set(STRATEGIES) and config["coverage"]["budgets"]
+    assert load_config(str(CONFIGS / "digits_coverage.json"), small=False)["coverage"]["budgets"] == [2000, 5000, 10000]
+
+
+@pytest.mark.slow
+def test_tiny_coverage_experiment(tmp_path):
+    tiny = {"model": "vgg16_bn", "width": 0.0625, "input_size": 32, "epochs": 1, "lr": 0.01, "batch_size": 32}
+    config = {"problem": "digits", "sources": ["bundled"], "bundled_crops": 300, "max_side": 48, "target": tiny,
+              "copycat": tiny, "experiments": ["coverage"], "bootstrap": 20,
+              "coverage": {"budgets": [100], "strategies": ["random", "adaptive+transforms"],
+                           "pool_transforms": "grayscale+invert",
+                           "steal_options": ["--adaptive_rounds=2", "--adaptive_input_size=16", "--adaptive_epochs=1"]}}
+    results = run_experiment(config, str(tmp_path))
+    points = {p["strategy"]: p for p in results["coverage"]}
+    assert set(points) == {"random", "adaptive+transforms"}
+    for point in points.values():
+        assert 1 <= point["classes_seen"] <= 10 and 0 <= point["agreement"] <= 1
+    stolen = tmp_path / "lake" / "stolen" / "BL-VGG-ODD-OL"
+    manifest = json.loads((stolen / "NPDD-SL.adaptive+transforms@100" / "manifest.json").read_text())
+    assert manifest["extra"]["queries_total"] <= 100 and manifest["extra"]["strategy"] == "adaptive"
+    assert manifest["extra"]["pool"]["variants"] == ["grayscale+invert"]
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "CC-VGG-NPDD-SL.adaptive+transforms@100 | adaptive | grayscale+invert | " in report
+    assert (tmp_path / "report" / "coverage_curves.png").stat().st_size > 0

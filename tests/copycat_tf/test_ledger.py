@@ -71,3 +71,12 @@ def test_leftover_temporary_files_are_ignored(tmp_path):
     ledger.record(_ids(1), [3])
     (tmp_path / oracle_key("o") / "answers" / "half-written.jsonl.123.tmp").write_text('{"id": "x", "la')
     assert ledger.read_answers() == {_ids(1)[0]: 3}
+
+
+def test_pending_ids_are_the_sent_batches_never_answered(tmp_path):
+    ledger = Ledger(str(tmp_path), "oracle-a")
+    ledger.reserve("run", ["a", "b"], None, None)
+    ledger.record(["a", "b"], [0, 1])
+    ledger.reserve("run", ["c", "d"], None, None)  # sent, then the process died before the answer
+    ledger.reserve("run", ["b", "e"], None, None)  # b asked again (answered before), e in flight
+    assert sorted(ledger.pending_ids()) == ["c", "d", "e"]

@@ -6,6 +6,7 @@ import keras
 import PIL.Image
 import pytest
 
+from copycat_tf.coverage import coverage_report
 from copycat_tf.errors import CopycatError
 from copycat_tf.models import build_model
 from copycat_tf.report import ReportConfig, build_report
@@ -21,11 +22,14 @@ def _relabel(folder, stage, **extra):
     write_manifest(folder, manifest)
 
 
-def _run(root, name, f1, train, test, model=False, train_records=300):
+def _run(root, name, f1, train, test, model=False, train_records=300, agreement=None):
     folder = root / name
     folder.mkdir()
     (folder / "metrics.json").write_text(json.dumps({"options": {"train": [train]}, "train_records": train_records}))
-    (folder / "evaluation.json").write_text(json.dumps({"macro_f1": f1, "balanced_accuracy": f1, "accuracy": f1, "test": test}))
+    evaluation = {"macro_f1": f1, "balanced_accuracy": f1, "accuracy": f1, "test": test}
+    if agreement is not None:
+        evaluation["agreement"] = {"overall": agreement}
+    (folder / "evaluation.json").write_text(json.dumps(evaluation))
     if model:
         keras.utils.set_random_seed(0)
         build_model("vgg16_bn", 10, 32, width=1 / 16).save(folder / "model.keras")
@@ -56,7 +60,24 @@ def runs(tmp_path_factory):
     _run(runs_root, "CC-VGG-PDD-SL", 0.95, pdd_sl, test)
     _run(runs_root, "CC-Alex-NPDD-SL", 0.70, stolen, test)
     for queries, f1 in ((1000, 0.4), (5000, 0.6), (20000, 0.735)):
-        _run(runs_root, f"CC-VGG-NPDD-SL@{queries}", f1, stolen, test)
+        _run(runs_root, f"CC-VGG-NPDD-SL@{queries}", f1, stolen, test, agreement=f1)
+    # adaptive stealing through a transformed pool, then balanced: the coverage table and curves
+    for queries, f1, histogram in ((1000, 0.7, [100, 100, 100, 100, 100, 100, 100, 100, 100, 100]),
+                                   (200, 0.5, [20, 20, 20, 20, 20, 20, 20, 20, 39, 1])):
+        adaptive = _folder(root / f"adaptive-{queries}", range(500, 520))
+        _relabel(adaptive, "steal_labels", label_histogram=histogram, strategy="adaptive",
+                 coverage=coverage_report(histogram), queries_total=queries)
+        manifest = read_manifest(adaptive)
+        manifest.options["pool_transforms"] = ["grayscale+invert"]
+        manifest.inputs = [{"folder": str(root / "pool"), "manifest": {"stage": "pool_transforms", "inputs": [
+            {"folder": str(root / "npdd"), "manifest": {"stage": "build_npdd", "inputs": []}}]}}]
+        write_manifest(adaptive, manifest)
+        balanced = _folder(root / f"adaptive-{queries}-balanced", range(500, 520))
+        _relabel(balanced, "balance", replication_factor=[round(100 / n, 3) for n in histogram])
+        manifest = read_manifest(balanced)
+        manifest.inputs = [{"folder": adaptive, "manifest": read_manifest(adaptive).to_dict()}]
+        write_manifest(balanced, manifest)
+        _run(runs_root, f"CC-VGG-NPDD-SL.adaptive+transforms@{queries}", f1, balanced, test, agreement=f1 + 0.05)
     (runs_root / "not-a-run").mkdir()
     return runs_root
 
@@ -66,6 +87,9 @@ def test_names_follow_the_papers_scheme(runs):
     assert (run.kind, run.arch, run.data, run.labels, run.problem) == ("CC", "VGG", "NPDD+PDD", "SL", "digits")
     assert read_run(str(runs / "CC-VGG-NPDD-SL@5000")).queries == 5000
     assert read_run(str(runs / "not-a-run")) is None
+    variant = read_run(str(runs / "CC-VGG-NPDD-SL.adaptive+transforms@200"))
+    assert (variant.data, variant.variant, variant.queries) == ("NPDD", "adaptive+transforms", 200)
+    assert variant.base_name == "CC-VGG-NPDD-SL.adaptive+transforms"
 
 
 def test_label_distribution_is_the_npdd_ones_not_the_pdd_ones(runs):
@@ -77,7 +101,8 @@ def test_label_distribution_is_the_npdd_ones_not_the_pdd_ones(runs):
 
 def test_every_table_and_figure(runs, tmp_path):
     produced = build_report(ReportConfig(runs=[str(runs)], output=str(tmp_path), tsne_samples=40))
-    assert set(produced["figures"]) == {"fig4_label_distribution.png", "fig5_data_curve.png", "fig2_tsne.png"}
+    assert set(produced["figures"]) == {"fig4_label_distribution.png", "fig5_data_curve.png", "fig2_tsne.png",
+                                        "coverage_curves.png"}
     for name in produced["figures"]:
         with PIL.Image.open(tmp_path / name) as image:
             image.load()
@@ -87,6 +112,10 @@ def test_every_table_and_figure(runs, tmp_path):
     assert "| digits | 0.980 | 0.880 | CC-Alex-NPDD-SL | 0.700 | 71.4% | 79.5% |" in report  # Table 4
     # Table 5: 20,000 queries at 2.00 per 1000 = 40.00 against 600 ODD images at 0.05 = 30.00 -> break even at 1.50
     assert "| digits | CC-VGG-NPDD-SL | 20000 | 2.00 | 40.00 | 600 | 30.00 | 1.50 |" in report
+    # coverage: the paper's random stealing misses classes 1 and 9; adaptive at 200 queries needed 100x replication
+    assert "| digits | CC-VGG-NPDD-SL | random | – | 100 | 8 of 10 | 1, 9 | 40% | 0.0000 | – |" in report
+    assert ("| digits | CC-VGG-NPDD-SL.adaptive+transforms@200 | adaptive | grayscale+invert | 200 | 10 of 10 | – | 20% "
+            "| 0.0050 | 100.0 |") in report
     page = (tmp_path / "index.html").read_text()
     assert "<img src='fig5_data_curve.png'" in page and "Table 3" in page
 

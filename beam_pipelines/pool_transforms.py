@@ -1,0 +1,195 @@
+"""pool_transforms: derive more candidate query images from the natural pool, without one problem image.
+
+An attacker who knows what the problem's images look like (grayscale, light strokes on a dark
+background, objects on a plain background) can turn natural photos into images that resemble them.
+A *variant* is a chain of transforms joined by ``+``; ``--pool_transforms`` lists variants:
+
+    grayscale   luminance only, as RGB
+    invert      255 - pixel (dark objects on light become light on dark)
+    contrast    stretch the histogram to the full range (2% cut at each end)
+    zoom        a random crop of 30-60% of the side, enlarged back to the full size
+    rotate      a random turn of up to 30 degrees either way, corners filled with the median colour
+
+    --pool_transforms=grayscale+contrast,grayscale+invert+contrast,zoom+grayscale+contrast
+
+The pool holds every original image and one derived image per (original, variant). Random choices
+are seeded by (seed, original id, variant), so the same options give the same pool on any runner.
+Derived images get their own content id, ``source = transform:VARIANT`` and ``source_key =`` the
+original's id; images that come out identical (a gray photo's grayscale variant) are kept once and
+counted as duplicates (seen = kept + duplicates).
+"""
+
+import dataclasses
+import io
+import logging
+import random
+from typing import Sequence
+
+import apache_beam as beam
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+
+from beam_pipelines import lake_io
+from beam_pipelines.image_decode import perceptual_hash
+from beam_pipelines.runner import DIRECT, make_pipeline
+from copycat_tf.errors import CopycatError
+from tfrecords_schema import IMAGE, Manifest, content_id, fileio, input_entry, open_folder, write_manifest
+
+STAGE = "pool_transforms"
+JPEG_QUALITY = 90
+log = logging.getLogger("copycat.pool_transforms")
+
+
+def _grayscale(image, rng):
+    return PIL.ImageOps.grayscale(image).convert("RGB")
+
+
+def _invert(image, rng):
+    return PIL.ImageOps.invert(image)
+
+
+def _contrast(image, rng):
+    return PIL.ImageOps.autocontrast(image, cutoff=2)
+
+
+def _zoom(image, rng):
+    width, height = image.size
+    fraction = rng.uniform(0.3, 0.6)
+    crop_w, crop_h = max(1, round(width * fraction)), max(1, round(height * fraction))
+    left, top = rng.randint(0, width - crop_w), rng.randint(0, height - crop_h)
+    return image.crop((left, top, left + crop_w, top + crop_h)).resize((width, height), PIL.Image.Resampling.BICUBIC)
+
+
+def _rotate(image, rng):
+    fill = tuple(int(v) for v in np.median(np.asarray(image).reshape(-1, 3), axis=0))
+    return image.rotate(rng.uniform(-30, 30), resample=PIL.Image.Resampling.BILINEAR, fillcolor=fill)
+
+
+TRANSFORMS = {"grayscale": _grayscale, "invert": _invert, "contrast": _contrast, "zoom": _zoom, "rotate": _rotate}
+
+
+def parse_variants(spec: str | Sequence[str] | None) -> list[str]:
+    """``a+b,c`` → ["a+b", "c"]; unknown transform names are one error listing the known ones."""
+    if not spec:
+        return []
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    variants = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        unknown = [name for name in item.split("+") if name not in TRANSFORMS]
+        if unknown:
+            raise CopycatError(f"--pool_transforms: unknown transform {unknown[0]!r} in {item!r}; known: "
+                               f"{', '.join(TRANSFORMS)} (chain them with +, separate variants with commas)")
+        if item not in variants:
+            variants.append(item)
+    return variants
+
+
+def apply_variant(image: PIL.Image.Image, variant: str, rng: random.Random) -> PIL.Image.Image:
+    """The variant's transforms applied left to right to an RGB image."""
+    for name in variant.split("+"):
+        image = TRANSFORMS[name](image, rng)
+    return image
+
+
+def derive(record: dict, variant: str, seed: int) -> dict:
+    """The derived record of one original image and one variant."""
+    original = PIL.Image.open(io.BytesIO(record["image"])).convert("RGB")
+    image = apply_variant(original, variant, random.Random(f"{seed}/{record['id']}/{variant}"))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=JPEG_QUALITY)
+    return {
+        "image": buffer.getvalue(), "format": "jpeg", "height": image.size[1], "width": image.size[0],
+        "id": content_id(np.asarray(image)), "phash": perceptual_hash(image),
+        "source": f"transform:{variant}", "source_key": record["id"],
+        "original_height": record["original_height"], "original_width": record["original_width"],
+    }
+
+
+@dataclasses.dataclass
+class PoolConfig:
+    images: str
+    output: str
+    variants: list[str]
+    seed: int = 0
+    num_shards: int = 0  # 0: as many as the input has
+
+
+def _with_variants(variants: list[str], seed: int):
+    derived = beam.metrics.Metrics.counter(STAGE, "derived")
+
+    def expand(record):
+        yield record
+        for variant in variants:
+            derived.inc()
+            yield derive(record, variant, seed)
+
+    return expand
+
+
+def _first_of_each_id(element):
+    _, records = element
+    records = sorted(records, key=lambda r: (r["source"], r["source_key"]))
+    if len(records) > 1:
+        beam.metrics.Metrics.counter(STAGE, "duplicates").inc(len(records) - 1)
+    return records[0]
+
+
+def build_pipeline(pipeline, config: PoolConfig, shards: Sequence[str], num_shards: int):
+    records = pipeline | "Read" >> lake_io.ReadRecords(shards, IMAGE)
+    candidates = records | "Derive" >> beam.FlatMap(_with_variants(config.variants, config.seed))
+    kept = (candidates | "ById" >> beam.Map(lambda r: (r["id"], r)) | "GroupById" >> beam.GroupByKey()
+            | "OnePerId" >> beam.Map(_first_of_each_id))
+    written = kept | "WriteShards" >> lake_io.WriteShards(config.output, IMAGE, num_shards)
+    count = beam.combiners.Count.Globally
+    return (
+        pipeline
+        | "StatsTrigger" >> beam.Create([None])
+        | "WriteStats" >> beam.Map(
+            lambda _, originals, seen, kept_count, shards_written: lake_io.write_stats(config.output, {
+                "originals": originals, "seen": seen, "kept": kept_count,
+                "shards": sorted(shards_written, key=lambda s: s["index"]),
+            }),
+            beam.pvalue.AsSingleton(records | "CountOriginals" >> count()),
+            beam.pvalue.AsSingleton(candidates | "CountSeen" >> count()),
+            beam.pvalue.AsSingleton(kept | "CountKept" >> count()),
+            beam.pvalue.AsList(written),
+        )
+    )
+
+
+def _same_pool(manifest: Manifest, config: PoolConfig, source_manifest: Manifest) -> bool:
+    options = manifest.options
+    return (manifest.stage == STAGE and options.get("variants") == config.variants and options.get("seed") == config.seed
+            and manifest.inputs and manifest.inputs[0].get("manifest") == source_manifest.to_dict())
+
+
+def run(config: PoolConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
+    """Write the pool folder (originals + derived images); an existing pool of the same options is reused."""
+    source = open_folder(config.images, IMAGE)
+    if fileio.exists(fileio.join(config.output, "manifest.json")):
+        existing = open_folder(config.output, IMAGE).manifest
+        if _same_pool(existing, config, source.manifest):
+            log.info("pool_transforms: reusing %s (%d images)", config.output, existing.counts["kept"])
+            return existing
+    num_shards = config.num_shards or max(1, len(source.shards) * (1 + len(config.variants)) // 2)
+    fileio.makedirs(config.output)
+    lake_io.clear_stage_output(config.output)
+    log.info("pool_transforms: %s with variants %s -> %s", config.images, ", ".join(config.variants), config.output)
+    with make_pipeline(runner, pipeline_args) as pipeline:
+        build_pipeline(pipeline, config, source.shards, num_shards)
+    stats = lake_io.read_and_remove_stats(config.output)
+    counts = {"originals": stats["originals"], "derived": stats["seen"] - stats["originals"], "seen": stats["seen"],
+              "kept": stats["kept"], "duplicates": stats["seen"] - stats["kept"]}
+    manifest = Manifest(
+        stage=STAGE, record_kind=IMAGE.name,
+        options={**dataclasses.asdict(config), "runner": runner, "pipeline_args": list(pipeline_args)},
+        counts=counts, inputs=[input_entry(config.images, source.manifest)],
+        extra={"shard_lengths": [s["records"] for s in stats["shards"]]},
+    )
+    write_manifest(config.output, manifest)
+    log.info("pool_transforms: %d originals + %d derived = %d kept (%d duplicates) -> %s", counts["originals"],
+             counts["derived"], counts["kept"], counts["duplicates"], config.output)
+    return manifest

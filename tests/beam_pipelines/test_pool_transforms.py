@@ -1,0 +1,80 @@
+"""Pool transforms: each transform does what its name says, variants are seeded, the pool counts every image."""
+
+import io
+import random
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from beam_pipelines.pool_transforms import PoolConfig, apply_variant, derive, parse_variants, run
+from copycat_tf.errors import CopycatError
+from tests.beam_pipelines.conftest import photo
+from tests.conftest import image_record
+from tfrecords_schema import IMAGE, Manifest, content_id, read_records, write_manifest, write_shards
+
+
+@pytest.fixture(scope="module")
+def picture():
+    return photo("coffee.png", (100, 50, 164, 98))  # 64 x 48, colourful
+
+
+def _pixels(image):
+    return np.asarray(image, dtype=np.int64)
+
+
+def test_parse_variants_chains_and_refuses_unknown_names():
+    assert parse_variants("grayscale+invert, contrast,grayscale+invert") == ["grayscale+invert", "contrast"]
+    assert parse_variants(["zoom", "rotate"]) == ["zoom", "rotate"] and parse_variants("") == []
+    with pytest.raises(CopycatError, match="unknown transform 'sepia'.*known: grayscale, invert, contrast, zoom, rotate"):
+        parse_variants("grayscale+sepia")
+
+
+def test_each_transform(picture):
+    rng = random.Random(0)
+    original = _pixels(picture)
+    gray = _pixels(apply_variant(picture, "grayscale", rng))
+    assert (gray[..., 0] == gray[..., 1]).all() and (gray[..., 1] == gray[..., 2]).all()
+    assert (_pixels(apply_variant(picture, "invert", rng)) == 255 - original).all()
+    dull = PIL.Image.fromarray((original // 4 + 100).astype(np.uint8))
+    stretched = _pixels(apply_variant(dull, "contrast", rng))
+    assert stretched.min() <= 5 and stretched.max() >= 250 and np.ptp(_pixels(dull)) < 70
+    for name in ("zoom", "rotate"):
+        changed = apply_variant(picture, name, rng)
+        assert changed.size == picture.size and not (_pixels(changed) == original).all()
+    chained = _pixels(apply_variant(picture, "grayscale+invert", rng))
+    assert (chained == 255 - gray).all()
+
+
+def test_derived_records_are_seeded_and_keep_their_lineage():
+    record = image_record(5, 32, 32)
+    first, again, other_seed = derive(record, "zoom+rotate", 0), derive(record, "zoom+rotate", 0), derive(record, "zoom+rotate", 1)
+    assert first == again and first["id"] != other_seed["id"]
+    assert first["source"] == "transform:zoom+rotate" and first["source_key"] == record["id"]
+    pixels = np.asarray(PIL.Image.open(io.BytesIO(first["image"])).convert("RGB"))
+    assert pixels.shape == (32, 32, 3) and first["id"] != record["id"]
+
+
+def test_the_pool_holds_originals_and_variants_and_counts_the_duplicates(tmp_path):
+    images = str(tmp_path / "npdd")
+    gray = np.repeat(np.random.default_rng(0).integers(0, 256, (16, 16, 1), dtype=np.uint8), 3, axis=2)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(gray).save(buffer, "PNG")
+    gray_record = {**image_record(0, 16, 16), "image": buffer.getvalue(), "id": content_id(gray)}
+    records = [image_record(i, 16, 16) for i in range(1, 7)] + [gray_record]  # a gray image's grayscale is itself
+    write_shards(images, IMAGE, records, num_shards=2)
+    write_manifest(images, Manifest(stage="build_npdd", record_kind="image", counts={"kept": len(records)}))
+    config = PoolConfig(images=images, output=str(tmp_path / "pool"), variants=["grayscale", "invert"], seed=0)
+    manifest = run(config)
+    assert manifest.counts == {"originals": 7, "derived": 14, "seen": 21, "kept": 20, "duplicates": 1}
+    pool = list(read_records(config.output, IMAGE))
+    assert len(pool) == 20 and len({r["id"] for r in pool}) == 20
+    by_source = {}
+    for r in pool:
+        by_source.setdefault(r["source"], []).append(r)
+    assert len(by_source["transform:invert"]) == 7 and len(by_source["transform:grayscale"]) == 6
+    assert {r["source_key"] for r in by_source["transform:invert"]} == {r["id"] for r in records}
+    assert manifest.inputs[0]["folder"] == images
+
+    again = run(config)  # same options: the pool is reused, not rebuilt
+    assert again.created == manifest.created

@@ -9,14 +9,17 @@ A *variant* is a chain of transforms joined by ``+``; ``--pool_transforms`` list
     contrast    stretch the histogram to the full range (2% cut at each end)
     zoom        a random crop of 30-60% of the side, enlarged back to the full size
     rotate      a random turn of up to 30 degrees either way, corners filled with the median colour
+    lowres      shrunk to 6-12 px on the short side and enlarged back: the blur of tiny problem images
+                (8x8 digits, 32x32 photos) once the oracle has resized them
 
     --pool_transforms=grayscale+contrast,grayscale+invert+contrast,zoom+grayscale+contrast
 
 The pool holds every original image and one derived image per (original, variant). Random choices
 are seeded by (seed, original id, variant), so the same options give the same pool on any runner.
 Derived images get their own content id, ``source = transform:VARIANT`` and ``source_key =`` the
-original's id; images that come out identical (a gray photo's grayscale variant) are kept once and
-counted as duplicates (seen = kept + duplicates).
+original's id; a variant that leaves the stored pixels unchanged (a gray photo's grayscale) keeps the
+original's id, and images with the same id are kept once and counted as duplicates (seen = kept +
+duplicates).
 """
 
 import dataclasses
@@ -66,7 +69,16 @@ def _rotate(image, rng):
     return image.rotate(rng.uniform(-30, 30), resample=PIL.Image.Resampling.BILINEAR, fillcolor=fill)
 
 
-TRANSFORMS = {"grayscale": _grayscale, "invert": _invert, "contrast": _contrast, "zoom": _zoom, "rotate": _rotate}
+def _lowres(image, rng):
+    width, height = image.size
+    side = rng.randint(6, 12)
+    scale = side / min(width, height)
+    small = image.resize((max(1, round(width * scale)), max(1, round(height * scale))), PIL.Image.Resampling.BOX)
+    return small.resize((width, height), PIL.Image.Resampling.BILINEAR)
+
+
+TRANSFORMS = {"grayscale": _grayscale, "invert": _invert, "contrast": _contrast, "zoom": _zoom, "rotate": _rotate,
+              "lowres": _lowres}
 
 
 def parse_variants(spec: str | Sequence[str] | None) -> list[str]:
@@ -98,6 +110,8 @@ def derive(record: dict, variant: str, seed: int) -> dict:
     """The derived record of one original image and one variant."""
     original = PIL.Image.open(io.BytesIO(record["image"])).convert("RGB")
     image = apply_variant(original, variant, random.Random(f"{seed}/{record['id']}/{variant}"))
+    if np.array_equal(np.asarray(image), np.asarray(original)):  # e.g. a gray photo's grayscale: the original again
+        return {**record, "source": f"transform:{variant}", "source_key": record["id"]}
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=JPEG_QUALITY)
     return {
@@ -171,6 +185,8 @@ def run(config: PoolConfig, runner: str = DIRECT, pipeline_args: Sequence[str] =
     source = open_folder(config.images, IMAGE)
     if fileio.exists(fileio.join(config.output, "manifest.json")):
         existing = open_folder(config.output, IMAGE).manifest
+        if existing.stage != STAGE:  # never clear another stage's folder
+            raise CopycatError(f"{config.output} holds a {existing.stage} folder, not a pool; choose another --pool")
         if _same_pool(existing, config, source.manifest):
             log.info("pool_transforms: reusing %s (%d images)", config.output, existing.counts["kept"])
             return existing

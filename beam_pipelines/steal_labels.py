@@ -195,6 +195,8 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
 def _adaptive_work(config: StealLabelsConfig) -> str:
     """Where the adaptive rounds keep the pool index: the cache, OUTPUT/adaptive, or a local temporary folder."""
     if config.adaptive_cache:
+        if "://" in config.adaptive_cache:
+            raise CopycatError(f"--adaptive_cache={config.adaptive_cache} must be a local folder (it is memory-mapped)")
         return config.adaptive_cache
     if "://" in config.output:
         return tempfile.mkdtemp(prefix="copycat-adaptive-")
@@ -206,6 +208,9 @@ def _pool(config: StealLabelsConfig, runner: str, pipeline_args: Sequence[str]) 
     if not config.pool_transforms:
         return config.images
     pool = config.pool or fileio.join(config.output, "pool")
+    same = {os.path.normpath(str(p)).rstrip("/") for p in (config.images, config.output)}
+    if os.path.normpath(pool).rstrip("/") in same:
+        raise CopycatError(f"--pool={pool} must be a folder of its own, not --images or --output")
     pool_transforms.run(pool_transforms.PoolConfig(config.images, pool, list(config.pool_transforms), config.seed),
                         runner, pipeline_args)
     return pool
@@ -269,7 +274,8 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
                     "(pass --num_classes to be sure)", num_classes)
     histogram = [found.get(c, 0) for c in range(num_classes)]
     never_seen = [c for c, n in enumerate(histogram) if n == 0]
-    quota = adaptive["quota"] if adaptive else (config.max_queries // num_classes if config.max_queries else None)
+    quota = adaptive["quota"] if adaptive else (config.max_queries // num_classes if config.max_queries and num_classes
+                                                else None)
     report = coverage.coverage_report(histogram, quota)
     log.info("coverage: %s", coverage.describe(report))
     if never_seen:

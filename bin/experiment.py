@@ -29,8 +29,9 @@ def main(argv: list[str]) -> int:
         print(f"robustness: copy performance {r['copy_performance_mean']:.3f} ± {r['copy_performance_std']:.3f} "
               f"over {len(r['per_seed'])} targets")
     for point in results.get("coverage") or []:
-        print(f"coverage {point['strategy']} @{point['budget']}: {point['classes_seen']} classes seen, "
-              f"copy performance {point['copy_performance']:.3f}, agreement {point['agreement']:.3f}")
+        scores = ", ".join(f"{key.replace('_', ' ')} {point[key]:.3f}" for key in ("copy_performance", "agreement")
+                           if point[key] is not None)
+        print(f"coverage {point['strategy']} @{point['budget']}: {point['classes_seen']} classes seen, {scores}")
     print(f"report: {results['report']}")
     print(json.dumps({"experiment": FLAGS.output}))
     return 0

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from copycat_tf.adaptive import interim, pool_index, selection
+from copycat_tf.adaptive import pool_index, selection
 from copycat_tf.errors import CopycatError
 
 log = logging.getLogger("copycat.adaptive")
@@ -58,10 +58,14 @@ class AdaptiveConfig:
 class _Querier:
     """Sends pool positions to the oracle in batches through the ledger; keeps the labels array current."""
 
-    def __init__(self, index, oracle, ledger, run_id: str, max_queries: int, batch_size: int, labels: np.ndarray):
+    def __init__(self, index, oracle, ledger, run_id: str, max_queries: int, batch_size: int, labels: np.ndarray,
+                 num_classes: int):
         self.index, self.oracle, self.ledger = index, oracle, ledger
         self.run_id, self.max_queries, self.batch_size = run_id, max_queries, batch_size
         self.labels = labels
+        self.num_classes = num_classes
+        # This process is the only sender: its own cap also holds where the ledger has no lock (gs://).
+        self.process_budget = max(0, max_queries - ledger.spent())
         self.sent = 0
         self.exhausted = False
 
@@ -72,10 +76,13 @@ class _Querier:
         for start in range(0, len(positions), self.batch_size):
             batch = positions[start:start + self.batch_size]
             ids = [self.index.ids[p] for p in batch]
-            allowed = self.ledger.reserve(self.run_id, ids, self.max_queries, None)
+            allowed = self.ledger.reserve(self.run_id, ids, self.max_queries, self.process_budget)
             if allowed:
                 got = self.oracle.classify([self.index.image(p) for p in batch[:len(allowed)]])
                 self.ledger.record(allowed, got)
+                if len(got) and (int(np.max(got)) >= self.num_classes or int(np.min(got)) < 0):
+                    raise CopycatError(f"the oracle answered class {int(np.max(got))}, but --num_classes is "
+                                       f"{self.num_classes}; rerun with the right --num_classes (answers so far are kept)")
                 self.labels[batch[:len(allowed)]] = np.asarray(got, dtype=np.int64)
                 answered += len(allowed)
                 self.sent += len(allowed)
@@ -108,13 +115,14 @@ def steal_adaptively(pool, oracle, ledger, run_id: str, max_queries: int, num_cl
 
 
 def _rounds(index, oracle, ledger, run_id, max_queries, num_classes, batch_size, seed, config) -> dict:
+    from copycat_tf.adaptive import interim  # Keras, only when rounds run
     answers = ledger.read_answers()
     labels = np.array([answers.get(i, -1) for i in index.ids], dtype=np.int64)
     if labels.max(initial=-1) >= num_classes:
         raise CopycatError(f"the ledger holds class {labels.max()} but the oracle has {num_classes} classes; "
                            "pass the right --num_classes")
     quota = config.quota or max(1, max_queries // num_classes)
-    querier = _Querier(index, oracle, ledger, run_id, max_queries, batch_size, labels)
+    querier = _Querier(index, oracle, ledger, run_id, max_queries, batch_size, labels, num_classes)
     position = {image_id: p for p, image_id in enumerate(index.ids)}
     log_rounds = []
 

@@ -80,14 +80,18 @@ class TopK:
         return self.positions[order]
 
 
+SPARE = 64
+
+
 class Picker:
     """Streams the interim copycat's probabilities over the unqueried pool and keeps the candidates."""
 
     def __init__(self, allocation: Allocation):
         self.allocation = allocation
-        slack = int(allocation.per_class.sum() + allocation.uncertain)  # room for picks taken by another class
-        self.by_class = {c: TopK(int(n) + slack) for c, n in enumerate(allocation.per_class) if n > 0}
-        self.uncertain = TopK(allocation.uncertain + slack if allocation.uncertain else 0)
+        # Each list keeps twice what it needs (plus a little): room for the picks another list takes first,
+        # while memory and merge work stay proportional to the round, not to the round times the classes.
+        self.by_class = {c: TopK(2 * int(n) + SPARE) for c, n in enumerate(allocation.per_class) if n > 0}
+        self.uncertain = TopK(2 * allocation.uncertain + SPARE if allocation.uncertain else 0)
 
     def add(self, probabilities: np.ndarray, positions: np.ndarray) -> None:
         for c, top in self.by_class.items():

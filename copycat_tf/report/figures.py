@@ -6,6 +6,7 @@ curves (classes covered, copy performance and agreement against queries, per ste
 import os
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -49,7 +50,7 @@ def data_curve(runs: list[Run], path: str) -> bool:
     curves: dict[tuple, list[tuple[int, float]]] = {}
     for run in runs:
         target = targets.get(run.problem)
-        if run.kind == "CC" and run.queries and run.macro_f1 is not None and target:
+        if run.kind == "CC" and run.queries and run.variant is None and run.macro_f1 is not None and target:
             curves.setdefault((run.problem, run.base_name), []).append((run.queries, run.macro_f1 / target.macro_f1))
     if not curves:
         return False
@@ -69,12 +70,12 @@ def data_curve(runs: list[Run], path: str) -> bool:
 
 
 def coverage_curves(runs: list[Run], path: str) -> bool:
-    """Per stealing strategy (run-name variant): classes covered, copy performance and agreement against queries."""
+    """Per stealing strategy (runs named NAME.STRATEGY@N): classes covered, copy performance and agreement vs queries."""
     targets = {r.problem: r for r in runs if r.kind == "BL" and r.data == "ODD" and r.macro_f1}
     curves: dict[tuple, list[tuple[int, int, float, float]]] = {}
     for run in runs:
         target = targets.get(run.problem)
-        if run.kind != "CC" or not run.queries or run.macro_f1 is None or not target or "PDD" in run.data.replace("NPDD", ""):
+        if run.kind != "CC" or not run.queries or not run.variant or run.macro_f1 is None or not target:
             continue
         stolen = [m for _, m in stolen_folders(run) if from_npdd(m)]
         if not stolen:
@@ -83,7 +84,7 @@ def coverage_curves(runs: list[Run], path: str) -> bool:
         agreement = (run.evaluation.get("agreement") or {}).get("overall")
         if seen is None or agreement is None:
             continue
-        curves.setdefault((run.problem, run.variant or "random"), []).append(
+        curves.setdefault((run.problem, run.variant), []).append(
             (run.queries, seen, run.macro_f1 / target.macro_f1, agreement))
     if not curves:
         return False
@@ -98,6 +99,8 @@ def coverage_curves(runs: list[Run], path: str) -> bool:
         axis.set_xlabel("queries")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
+    axes[0].set_ylim(bottom=0)
+    axes[0].yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes[0].legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=90)

@@ -26,7 +26,7 @@ def _pixels(image):
 def test_parse_variants_chains_and_refuses_unknown_names():
     assert parse_variants("grayscale+invert, contrast,grayscale+invert") == ["grayscale+invert", "contrast"]
     assert parse_variants(["zoom", "rotate"]) == ["zoom", "rotate"] and parse_variants("") == []
-    with pytest.raises(CopycatError, match="unknown transform 'sepia'.*known: grayscale, invert, contrast, zoom, rotate"):
+    with pytest.raises(CopycatError, match="unknown transform 'sepia'.*known: grayscale, invert, contrast, zoom, rotate, lowres"):
         parse_variants("grayscale+sepia")
 
 
@@ -42,6 +42,10 @@ def test_each_transform(picture):
     for name in ("zoom", "rotate"):
         changed = apply_variant(picture, name, rng)
         assert changed.size == picture.size and not (_pixels(changed) == original).all()
+    blurred = apply_variant(picture, "lowres", rng)
+    assert blurred.size == picture.size
+    neighbours = lambda a: np.abs(np.diff(a.astype(int), axis=1)).mean()  # noqa: E731
+    assert neighbours(_pixels(blurred)) < neighbours(original) / 2  # the fine detail is gone
     chained = _pixels(apply_variant(picture, "grayscale+invert", rng))
     assert (chained == 255 - gray).all()
 
@@ -78,3 +82,21 @@ def test_the_pool_holds_originals_and_variants_and_counts_the_duplicates(tmp_pat
 
     again = run(config)  # same options: the pool is reused, not rebuilt
     assert again.created == manifest.created
+
+
+def test_a_variant_that_changes_nothing_keeps_the_originals_id():
+    gray = np.repeat(np.random.default_rng(1).integers(0, 256, (16, 16, 1), dtype=np.uint8), 3, axis=2)
+    buffer = io.BytesIO()
+    PIL.Image.fromarray(gray).save(buffer, "PNG")
+    record = {**image_record(0, 16, 16), "image": buffer.getvalue(), "id": "id-of-the-full-resolution-original"}
+    derived = derive(record, "grayscale", 0)
+    assert derived["id"] == record["id"] and derived["source"] == "transform:grayscale"
+
+
+def test_the_pool_never_overwrites_another_stages_folder(tmp_path):
+    images = str(tmp_path / "npdd")
+    write_shards(images, IMAGE, [image_record(i, 16, 16) for i in range(3)], num_shards=1)
+    write_manifest(images, Manifest(stage="build_npdd", record_kind="image", counts={"kept": 3}))
+    with pytest.raises(CopycatError, match="holds a build_npdd folder, not a pool"):
+        run(PoolConfig(images=images, output=images, variants=["invert"]))
+    assert len(list(read_records(images, IMAGE))) == 3

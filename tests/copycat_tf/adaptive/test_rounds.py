@@ -161,3 +161,37 @@ def test_killed_adaptive_run_resumes_without_asking_an_answered_image_again(pool
     assert manifest.extra["queries_total"] == ledger.spent()
     labeled = {r["id"]: r["label"] for r in read_records(output, LABELED_IMAGE)}
     assert all(classes[i] == label for i, label in labeled.items())
+
+
+def test_a_wrong_class_count_is_one_clear_error(pool, tmp_path):
+    images, _ = pool
+    with PredictServer(mean_class) as server:
+        with pytest.raises(CopycatError, match="the oracle answered class 4, but --num_classes is 3"):
+            run(StealLabelsConfig(images=images, oracle=OracleSpec(server.url, num_classes=3), batch_size=50,
+                                  output=str(tmp_path / "sl"), max_queries=300, strategy="adaptive", adaptive=ADAPTIVE))
+
+
+class _Index:
+    def __init__(self, count):
+        self.ids = [f"id{i}" for i in range(count)]
+
+    def image(self, position):
+        return b""
+
+
+class _Oracle:
+    def classify(self, images):
+        return np.zeros(len(images), dtype=np.int64)
+
+
+def test_the_budget_holds_without_a_ledger_lock(tmp_path):
+    """On an object store the ledger cannot lock; the launcher's own cap must still stop at --max_queries."""
+    from copycat_tf.adaptive.rounds import _Querier
+
+    Ledger(str(tmp_path), "oracle").reserve("earlier", [f"old{i}" for i in range(90)], None, None)  # an earlier run
+    ledger = Ledger(str(tmp_path), "oracle")
+    ledger._local = False  # behave as on gs://: no file lock, no running total
+    labels = np.full(50, -1, dtype=np.int64)
+    querier = _Querier(_Index(50), _Oracle(), ledger, "run", max_queries=100, batch_size=4, labels=labels, num_classes=2)
+    querier.ask(range(50))
+    assert ledger.spent() == 100 and querier.sent == 10 and querier.exhausted

@@ -106,9 +106,13 @@ def apply_variant(image: PIL.Image.Image, variant: str, rng: random.Random) -> P
     return image
 
 
-def derive(record: dict, variant: str, seed: int) -> dict:
-    """The derived record of one original image and one variant."""
-    original = PIL.Image.open(io.BytesIO(record["image"])).convert("RGB")
+def decode_rgb(record: dict) -> PIL.Image.Image:
+    return PIL.Image.open(io.BytesIO(record["image"])).convert("RGB")
+
+
+def derive(record: dict, variant: str, seed: int, original: PIL.Image.Image | None = None) -> dict:
+    """The derived record of one original image and one variant (``original``: its pixels, if decoded already)."""
+    original = original or decode_rgb(record)
     image = apply_variant(original, variant, random.Random(f"{seed}/{record['id']}/{variant}"))
     if np.array_equal(np.asarray(image), np.asarray(original)):  # e.g. a gray photo's grayscale: the original again
         return {**record, "source": f"transform:{variant}", "source_key": record["id"]}
@@ -136,9 +140,10 @@ def _with_variants(variants: list[str], seed: int):
 
     def expand(record):
         yield record
+        original = decode_rgb(record)  # once per image, whatever the number of variants
         for variant in variants:
             derived.inc()
-            yield derive(record, variant, seed)
+            yield derive(record, variant, seed, original)
 
     return expand
 

@@ -18,6 +18,7 @@ import apache_beam as beam
 from beam_pipelines import lake_io
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.adaptive.selection import selection_key
+from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from tfrecords_schema import LABELED_IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
 from tfrecords_schema.tfds_features import write_tfds_metadata
@@ -35,6 +36,13 @@ class BalanceConfig:
     seed: int = 0
     allow_missing_classes: bool = False
     num_shards: int = 0  # 0: sized from the input's bytes per record
+
+    RULES = (Rule("per_class", "per_class", 1, optional=True), Rule("total", "total", 1, optional=True),
+             Rule("seed", "seed", 0), Rule("num_shards", "num_shards", 0, 100_000))
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
 
 
 def targets(num_classes: int, per_class: int | None, total: int | None) -> list[int]:
@@ -107,6 +115,7 @@ def build_pipeline(pipeline, config: BalanceConfig, shards: Sequence[str], class
 
 
 def run(config: BalanceConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
+    config.validate()
     source = open_folder(config.input, LABELED_IMAGE)
     before = source.manifest.extra.get("label_histogram")
     if before is None:
@@ -126,8 +135,7 @@ def run(config: BalanceConfig, runner: str = DIRECT, pipeline_args: Sequence[str
     records_in = sum(before)
     bytes_in = lake_io.total_bytes(source.shards)
     num_shards = config.num_shards or lake_io.shard_count(sum(class_targets), bytes_in / max(records_in, 1))
-    fileio.makedirs(config.output)
-    lake_io.clear_stage_output(config.output)
+    lake_io.claim_stage_output(config.output, STAGE, [("--input", config.input)])
     with make_pipeline(runner, pipeline_args) as pipeline:
         build_pipeline(pipeline, config, source.shards, class_targets, num_shards)
     stats = lake_io.read_and_remove_stats(config.output)

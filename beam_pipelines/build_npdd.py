@@ -24,6 +24,7 @@ from beam_pipelines import image_decode, lake_io, sources
 from beam_pipelines.image_decode import DEFAULT_MAX_PIXELS, NormalizedImage, Rejected, normalize_image
 from beam_pipelines.near_duplicates import BucketStats, Candidate, band_keys, make_candidate, resolve_bucket
 from beam_pipelines.runner import DIRECT, make_pipeline
+from copycat_tf.config_checks import Rule, check_rules
 from tfrecords_schema import IMAGE, Manifest, fileio, shard_for, write_manifest
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
@@ -51,6 +52,18 @@ class BuildNpddConfig:
     num_shards: int = 0  # 0: from shard_mb
     shard_mb: float = 128.0
     max_bucket: int = 256
+
+    RULES = (
+        Rule("max_side", "max_side", 8, 100_000), Rule("jpeg_quality", "jpeg_quality", 1, 100),
+        Rule("near_dup_bits", "near_dup_bits", 0, 31), Rule("max_pixels", "max_pixels", 1, 10**12),
+        Rule("max_file_mb", "max_file_mb", 0, 1_000_000, above=True), Rule("bundled_crops", "bundled_crops", 1, 10_000_000),
+        Rule("seed", "seed", 0), Rule("num_shards", "num_shards", 0, 100_000),
+        Rule("shard_mb", "shard_mb", 0, 1_000_000, above=True), Rule("max_bucket", "max_bucket", 2, 1_000_000),
+    )
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
 
 
 def _counter(name: str):
@@ -295,6 +308,20 @@ def _write_stats(_, output: str, counts: list, shards: list, num_shards: int) ->
 # Launching and the manifest
 
 
+def source_folders(config: BuildNpddConfig) -> list[tuple[str, str]]:
+    """The folders the build reads (dir: patterns' roots, the TFDS data_dir): never an output."""
+    from copycat_tf.stage_output import glob_root
+
+    folders = []
+    for text in config.sources:
+        spec = sources.parse_source(text)
+        if spec.kind == "dir":
+            folders.append((f"--source={text}", glob_root(spec.value)))
+        elif spec.kind == "tfds" and config.tfds_data_dir:
+            folders.append(("--tfds_data_dir", config.tfds_data_dir))
+    return folders
+
+
 def summarize(stats: dict) -> tuple[dict, dict, dict]:
     """(counts, rejected_by_reason, per-source counts) from the job's event counts."""
     totals = {"seen": 0, **{outcome: 0 for outcome in OUTCOMES}}
@@ -311,8 +338,8 @@ def summarize(stats: dict) -> tuple[dict, dict, dict]:
 
 def run(config: BuildNpddConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
     """Run the job to completion on ``runner`` and write the manifest and the TFDS metadata."""
-    fileio.makedirs(config.output)
-    lake_io.clear_stage_output(config.output, ["duplicates-*", "rejects-*"])
+    config.validate()
+    lake_io.claim_stage_output(config.output, STAGE, source_folders(config), ["duplicates-?????.jsonl", "rejects-?????.jsonl"])
     with make_pipeline(runner, pipeline_args) as pipeline:
         build_pipeline(pipeline, config)
     stats = lake_io.read_and_remove_stats(config.output)

@@ -25,7 +25,14 @@ NOT_AN_IMAGE = "not_an_image"
 TOO_MANY_PIXELS = "too_many_pixels"
 TRUNCATED = "truncated"
 UNDECODABLE = "undecodable"
-REASONS = (EMPTY, OVERSIZED_FILE, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNDECODABLE)
+# Folder entries that are refused before any byte is decoded (beam_pipelines.sources).
+NOT_A_REGULAR_FILE = "not_a_regular_file"  # a FIFO, device, socket (directly or through a link)
+UNREADABLE = "unreadable"  # permission denied, I/O error, vanished, or a folder that cannot be listed
+BROKEN_LINK = "broken_link"  # a symbolic link to nothing
+SYMLINK_LOOP = "symlink_loop"  # a symbolic link that leads back to itself
+BAD_FILE_NAME = "bad_file_name"  # a name that is not valid UTF-8 (its key is shown with \xNN escapes)
+REASONS = (EMPTY, OVERSIZED_FILE, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNDECODABLE,
+           NOT_A_REGULAR_FILE, UNREADABLE, BROKEN_LINK, SYMLINK_LOOP, BAD_FILE_NAME)
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
 PIL.Image.MAX_IMAGE_PIXELS = None  # the limit is enforced here, per option, before any pixel is decoded

@@ -25,7 +25,13 @@ SHARD_PREFIX = "images"
 
 
 class ReadRecords(beam.PTransform):
-    """Decoded, validated records of ``kind`` from a list of shard files, shard by shard in parallel."""
+    """Decoded, validated records of ``kind`` from a list of shard files, shard by shard in parallel.
+
+    Shards of finished folders are checked while they are read: a shard that TensorFlow cannot read
+    (torn or bit-flipped) fails the job with a LakeError naming it, and so does one whose record count
+    is not what its folder's manifest says (per shard; or per folder where the manifest gives only a
+    total). The expectations are looked up once, when the pipeline is built.
+    """
 
     def __init__(self, shards: Sequence[str], kind: RecordKind):
         super().__init__()
@@ -33,20 +39,23 @@ class ReadRecords(beam.PTransform):
         self._kind = kind
 
     def expand(self, pipeline):
-        kind = self._kind
+        from tfrecords_schema.lake import shard_expectations
 
-        def read_shard(path):
-            import tensorflow as tf
-
-            for serialized in tf.data.TFRecordDataset(path).as_numpy_iterator():
-                yield decode(kind, serialized)
-
-        return (
+        per_shard, totals = shard_expectations(self._shards, self._kind)
+        read = (
             pipeline
             | "Shards" >> beam.Create(self._shards)
             | "SpreadShards" >> beam.Reshuffle()
-            | "ReadShard" >> beam.FlatMap(read_shard)
+            | "ReadShard" >> beam.ParDo(_ReadCheckedShard(self._kind, per_shard)).with_outputs(
+                _SHARD_COUNTS, main="records")
         )
+        if totals:
+            (
+                read[_SHARD_COUNTS]
+                | "FolderCounts" >> beam.CombinePerKey(sum)
+                | "CheckFolderCounts" >> beam.Map(_check_folder_total, totals)
+            )
+        return read.records
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,14 +123,26 @@ def shard_count(records: int, bytes_per_record: float, shard_mb: float = 128.0) 
 # Stage bookkeeping
 
 
-def clear_stage_output(output: str, extra_patterns: Sequence[str] = ()) -> None:
-    """Remove what an earlier run left, manifest first, so a crash never leaves a mixed folder."""
-    patterns = ["manifest.json", f"{SHARD_PREFIX}-*", "dataset_info.json", "features.json", "_stats.json",
-                *extra_patterns]
-    for pattern in patterns:
-        matched = FileSystems.match([fileio.join(output, pattern)])[0].metadata_list
-        if matched:
-            FileSystems.delete([m.path for m in matched])
+STAGE_FILE_PATTERNS = ("manifest.json", f"{SHARD_PREFIX}-?????-of-?????.tfrecord", f"{SHARD_PREFIX}-?????-of-?????.tfrecord.tmp",
+                       "dataset_info.json", "features.json", "_stats.json")
+
+
+def claim_stage_output(output: str, stage: str, inputs: Sequence[tuple[str, str]] = (),
+                       extra_patterns: Sequence[str] = (), clear: bool = True) -> None:
+    """Own ``output`` for ``stage`` (refusing user folders and inputs), then clear what an earlier run of it left.
+
+    The manifest goes first, so a crash never leaves a folder that looks finished.
+    """
+    from copycat_tf.stage_output import claim_output
+
+    claim_output(output, stage, inputs, [*STAGE_FILE_PATTERNS, *extra_patterns], clear=clear)
+
+
+def clear_stage_files(output: str, extra_patterns: Sequence[str] = ()) -> None:
+    """Remove what an earlier run of the stage that owns ``output`` left (after ``claim_stage_output``)."""
+    from copycat_tf.stage_output import clear_own_files
+
+    clear_own_files(output, [*STAGE_FILE_PATTERNS, *extra_patterns])
 
 
 STATS_NAME = "_stats.json"
@@ -136,3 +157,40 @@ def read_and_remove_stats(output: str) -> dict:
     stats = json.loads(fileio.read_text(path))
     FileSystems.delete([path])
     return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# Checked reading (helpers of ReadRecords)
+
+_SHARD_COUNTS = "shard_counts"
+
+
+class _ReadCheckedShard(beam.DoFn):
+    """One shard file → its decoded records; then (its folder, its record count) on the side output."""
+
+    def __init__(self, kind: RecordKind, expected: dict):
+        self._kind = kind
+        self._expected = expected
+
+    def process(self, path):
+        from tfrecords_schema.lake import folder_of
+        from tfrecords_schema.shards import check_shard_count, iterate_shard
+
+        count = 0
+        for serialized in iterate_shard(path):
+            count += 1
+            yield decode(self._kind, serialized)
+        check_shard_count(path, count, self._expected.get(path))
+        yield beam.pvalue.TaggedOutput(_SHARD_COUNTS, (folder_of(path), count))
+
+
+def _check_folder_total(element, totals: dict) -> None:
+    from tfrecords_schema.errors import LakeError
+
+    folder, found = element
+    expected = totals.get(folder)
+    if expected is not None and found != expected:
+        raise LakeError(
+            f"{folder} holds {found} records, but its manifest says {expected}: shards were truncated, "
+            "emptied or replaced after they were written; rerun the stage that wrote it"
+        )

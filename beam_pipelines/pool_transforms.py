@@ -36,6 +36,7 @@ import PIL.ImageOps
 from beam_pipelines import lake_io
 from beam_pipelines.image_decode import perceptual_hash
 from beam_pipelines.runner import DIRECT, make_pipeline
+from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from tfrecords_schema import IMAGE, Manifest, content_id, fileio, input_entry, open_folder, write_manifest
 
@@ -134,6 +135,12 @@ class PoolConfig:
     seed: int = 0
     num_shards: int = 0  # 0: as many as the input has
 
+    RULES = (Rule("seed", "seed", 0), Rule("num_shards", "num_shards", 0, 100_000))
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
+
 
 def _with_variants(variants: list[str], seed: int):
     derived = beam.metrics.Metrics.counter(STAGE, "derived")
@@ -187,17 +194,19 @@ def _same_pool(manifest: Manifest, config: PoolConfig, source_manifest: Manifest
 
 def run(config: PoolConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
     """Write the pool folder (originals + derived images); an existing pool of the same options is reused."""
+    config.validate()
     source = open_folder(config.images, IMAGE)
+    try:
+        lake_io.claim_stage_output(config.output, STAGE, [("--images", config.images)], clear=False)
+    except CopycatError as error:
+        raise CopycatError(f"--pool: {error}".replace("--output=", "")) from None
     if fileio.exists(fileio.join(config.output, "manifest.json")):
         existing = open_folder(config.output, IMAGE).manifest
-        if existing.stage != STAGE:  # never clear another stage's folder
-            raise CopycatError(f"{config.output} holds a {existing.stage} folder, not a pool; choose another --pool")
         if _same_pool(existing, config, source.manifest):
             log.info("pool_transforms: reusing %s (%d images)", config.output, existing.counts["kept"])
             return existing
     num_shards = config.num_shards or max(1, len(source.shards) * (1 + len(config.variants)) // 2)
-    fileio.makedirs(config.output)
-    lake_io.clear_stage_output(config.output)
+    lake_io.clear_stage_files(config.output)
     log.info("pool_transforms: %s with variants %s -> %s", config.images, ", ".join(config.variants), config.output)
     with make_pipeline(runner, pipeline_args) as pipeline:
         build_pipeline(pipeline, config, source.shards, num_shards)

@@ -19,7 +19,8 @@ import apache_beam as beam
 from beam_pipelines import lake_io
 from beam_pipelines.image_decode import decode_upright_rgb, perceptual_hash, Rejected
 from beam_pipelines.runner import DIRECT, make_pipeline
-from copycat_tf.problems import SPLIT_WORDS, SPLITS, Problem, get_problem
+from copycat_tf.config_checks import Rule, check_rules
+from copycat_tf.problems import FOLDER_PROBLEMS, SPLIT_WORDS, SPLITS, Problem, get_problem
 from tfrecords_schema import LABELED_IMAGE, Manifest, content_id, fileio, write_manifest
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
@@ -35,6 +36,12 @@ class PrepareProblemConfig:
     data_dir: str = "data"
     tfds_data_dir: str | None = None
     seed: int = 0
+
+    RULES = (Rule("seed", "seed", 0),)
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
 
 
 def problem_record(data: bytes, label: int, source: str, key: str):
@@ -127,13 +134,23 @@ def build_pipeline(pipeline, problem: Problem, config: PrepareProblemConfig, num
     )
 
 
+def _problem_folder(config: PrepareProblemConfig) -> str | None:
+    """The user's image folder a folder problem reads (never an output)."""
+    if config.problem.startswith("folder:"):
+        return config.problem[len("folder:"):]
+    if config.problem in FOLDER_PROBLEMS:
+        return fileio.join(config.data_dir, config.problem)
+    return None
+
+
 def run(config: PrepareProblemConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> dict[str, Manifest]:
+    config.validate()
     problem = get_problem(config.problem, data_dir=config.data_dir, tfds_data_dir=config.tfds_data_dir, seed=config.seed)
     log.info("problem %s: %s; %d classes; splits %s", problem.name, problem.description, problem.num_classes,
              ", ".join(problem.parts))
-    fileio.makedirs(config.output)
+    lake_io.claim_stage_output(config.output, STAGE, [("--data_dir", _problem_folder(config))], clear=False)
     for split in SPLITS:
-        lake_io.clear_stage_output(fileio.join(config.output, split))
+        lake_io.claim_stage_output(fileio.join(config.output, split), STAGE)
     num_shards = {split: max(1, len(parts)) for split, parts in problem.parts.items()}  # one shard per part read
     with make_pipeline(runner, pipeline_args) as pipeline:
         build_pipeline(pipeline, problem, config, num_shards)
@@ -165,7 +182,7 @@ def run(config: PrepareProblemConfig, runner: str = DIRECT, pipeline_args: Seque
             extra={"problem": problem.name, "description": problem.description, "split": split,
                    "split_meaning": SPLIT_WORDS[split], "num_classes": problem.num_classes,
                    "class_names": list(problem.class_names), "label_histogram": histogram,
-                   "rejected_by_reason": by_reason},
+                   "rejected_by_reason": by_reason, "shard_lengths": [s["records"] for s in shard_stats]},
         )
         write_manifest(folder, manifests[split])
         log.info("%s/%s: %d images kept of %d (%d rejected, %d in another split)", problem.name, split,

@@ -23,3 +23,26 @@ def make_pipeline(runner: str, pipeline_args: Sequence[str] = ()) -> beam.Pipeli
 
         return beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions(args))
     return beam.Pipeline(options=PipelineOptions([f"--runner={runner}", *args]))
+
+
+def beam_option_errors(args: list[str]) -> list[str]:
+    """The arguments that are not Beam pipeline options, checked against Beam's own option classes."""
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    classes: dict[str, type] = {}
+    pending = list(PipelineOptions.__subclasses__())
+    while pending:  # options classes may subclass each other
+        cls = pending.pop()
+        classes.setdefault(f"{cls.__module__}.{cls.__qualname__}", cls)
+        pending.extend(cls.__subclasses__())
+    for cls in classes.values():
+        try:
+            cls._add_argparse_args(parser)  # noqa: SLF001 (Beam's own way to list its options)
+        except Exception:  # an option declared twice by two classes
+            continue
+    try:
+        _, unknown = parser.parse_known_args(args)
+    except SystemExit:
+        return [" ".join(args)]
+    return unknown

@@ -1,19 +1,28 @@
 """Where natural images come from: ``dir:GLOB``, ``tfds:NAME[:SPLIT]`` and ``bundled``.
 
 Each source becomes a PCollection of RawImage (source name, key within the source, file bytes),
-or of Rejected records for inputs refused before decoding (oversized files). Source specs are
-checked before the pipeline starts, so a typo ends in one clear error instead of a failed job.
+or of EarlyReject records for inputs refused before decoding (oversized files, and folder entries
+that are not readable regular files: FIFOs, devices, broken links, link loops, unreadable files,
+names that are not UTF-8). Source specs are checked before the pipeline starts, so a typo ends in
+one clear error instead of a failed job.
 """
 
 import dataclasses
+import errno
 import io
 import os
 import random
+import re
+import stat
+from typing import Iterator
 
 import apache_beam as beam
 from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.localfilesystem import LocalFileSystem
 
+from beam_pipelines import image_decode
 from copycat_tf.errors import CopycatError
 
 BUNDLED = "bundled"
@@ -70,35 +79,211 @@ def parse_source(spec: str) -> SourceSpec:
 
 # ---------------------------------------------------------------------------------------------
 # dir:GLOB — any filesystem Beam knows (local, gs://, s3://, ...)
+#
+# A local folder may hold anything: FIFOs (opening one blocks forever), devices (/dev/zero reports
+# size 0 and never ends), dangling links, link loops, unreadable files, names that are not UTF-8.
+# Local entries are therefore listed here rather than by Beam (whose listing silently drops broken
+# links), each is stat'ed before it is opened, only regular files are opened (non-blocking, never
+# as a controlling terminal), and every read is bounded: at most max_file_bytes + 1 bytes are read,
+# whatever size the file claims. Whatever cannot be read becomes a reject with a reason, so
+# ``seen = kept + duplicates + rejected`` holds for every entry the glob lists.
+
+NOT_A_REGULAR_FILE = image_decode.NOT_A_REGULAR_FILE
+UNREADABLE = image_decode.UNREADABLE
+BROKEN_LINK = image_decode.BROKEN_LINK
+SYMLINK_LOOP = image_decode.SYMLINK_LOOP
+BAD_FILE_NAME = image_decode.BAD_FILE_NAME
+_READ_CHUNK = 1 << 20
+
+
+def _is_local(pattern: str) -> bool:
+    try:
+        return isinstance(FileSystems.get_filesystem(pattern), LocalFileSystem)
+    except ValueError:  # a scheme no installed filesystem serves: Beam's match names it
+        return False
+
+
+def printable_path(path: str) -> str:
+    """A path as valid UTF-8 text: bytes that are not UTF-8 are shown as \\xNN escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # os.walk hands undecodable bytes over as lone surrogates
+        return False
+    return True
+
+
+def _list_local(pattern: str, source: str) -> Iterator["str | EarlyReject"]:
+    """Every entry a local glob matches (Beam's glob syntax: ``*`` within a folder, ``**`` across folders).
+
+    Broken links and link loops are listed too (Beam's own listing drops them); a file whose name
+    is not UTF-8 and a sub-folder that cannot be listed come out as rejects instead of paths.
+    Folders themselves (and links to folders, which are not followed) are not entries.
+    """
+    prefix = re.match(r"^[^[*?]*", pattern).group(0)
+    if prefix == pattern:  # no wildcard: one path
+        if os.path.lexists(pattern) and not os.path.isdir(pattern):
+            yield pattern if _is_utf8(pattern) else EarlyReject(source, printable_path(pattern), BAD_FILE_NAME, "")
+        return
+    root = os.path.dirname(prefix)
+    if not os.path.isdir(root):
+        return
+    matches = re.compile(FileSystem.translate_pattern(pattern)).match
+    folder_matches = re.compile(FileSystem.translate_pattern(os.path.dirname(pattern))).match
+    recursive = "**" in pattern
+    unlisted: list[OSError] = []
+
+    def unlisted_folders():
+        while unlisted:
+            error = unlisted.pop(0)
+            where = os.path.normpath(str(error.filename or root))
+            if where == os.path.normpath(root) or recursive or folder_matches(where):
+                yield EarlyReject(source, printable_path(where) + "/", UNREADABLE,
+                                  f"cannot list the folder: {_os_error(error)}")
+
+    for folder, _, names in os.walk(root, onerror=unlisted.append):
+        yield from unlisted_folders()
+        for name in names:
+            path = os.path.join(folder, name)
+            if not matches(path):
+                continue
+            if _is_utf8(path):
+                yield path
+            else:
+                yield EarlyReject(source, printable_path(path), BAD_FILE_NAME,
+                                  "the file name is not valid UTF-8; rename the file to keep it")
+    yield from unlisted_folders()
+
+
+def _file_kind(mode: int) -> str:
+    for test, word in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return word
+    return f"not a regular file (mode {mode:o})"
+
+
+def _os_error(error: OSError) -> str:
+    code = errno.errorcode.get(error.errno, str(error.errno)) if error.errno else ""
+    return f"{type(error).__name__}: {error.strerror or error}" + (f" ({code})" if code else "")
+
+
+def read_local_file(path: str, max_bytes: int) -> "bytes | tuple[str, str]":
+    """A local file's bytes, or (reason, detail) when it is not a readable regular file of at most ``max_bytes``.
+
+    Never blocks on a FIFO or a device (they are refused before being opened), never reads more
+    than ``max_bytes + 1`` bytes (a size of 0 proves nothing: /proc files and devices report 0).
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return BROKEN_LINK, f"the link points to {printable_path(os.readlink(path))}, which does not exist"
+        return UNREADABLE, "the file disappeared after it was listed"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return SYMLINK_LOOP, "the link leads to itself (too many levels of symbolic links)"
+        return UNREADABLE, _os_error(error)
+    if not stat.S_ISREG(info.st_mode):
+        return NOT_A_REGULAR_FILE, f"{_file_kind(info.st_mode)}, not an image file"
+    if info.st_size > max_bytes:
+        return image_decode.OVERSIZED_FILE, f"{info.st_size} bytes is over {max_bytes}"
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        handle = os.open(path, flags)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return SYMLINK_LOOP, "the link leads to itself (too many levels of symbolic links)"
+        return UNREADABLE, _os_error(error)
+    try:
+        opened = os.fstat(handle)
+        if not stat.S_ISREG(opened.st_mode):  # swapped for something else since the stat
+            return NOT_A_REGULAR_FILE, f"{_file_kind(opened.st_mode)}, not an image file"
+        chunks, total = [], 0
+        while total <= max_bytes:
+            chunk = os.read(handle, min(_READ_CHUNK, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as error:
+        return UNREADABLE, _os_error(error)
+    finally:
+        os.close(handle)
+    if total > max_bytes:
+        return image_decode.OVERSIZED_FILE, f"more than {max_bytes} bytes (its size said {info.st_size})"
+    return b"".join(chunks)
+
+
+def read_remote_file(path: str, max_bytes: int) -> "bytes | tuple[str, str]":
+    """A file's bytes through Beam's filesystems (gs://, s3://, ...), read as stored and bounded like a local one."""
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            chunks, total = [], 0
+            while total <= max_bytes:
+                chunk = handle.read(min(_READ_CHUNK, max_bytes + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+    except Exception as error:  # any filesystem's error: a reject, never a failed job
+        return UNREADABLE, f"{type(error).__name__}: {error}"
+    if total > max_bytes:
+        return image_decode.OVERSIZED_FILE, f"more than {max_bytes} bytes"
+    return b"".join(chunks)
 
 
 def check_glob(spec: SourceSpec) -> int:
-    """The number of files the glob matches now; none is an error naming the pattern."""
-    try:
-        matched = FileSystems.match([spec.value])[0].metadata_list
-    except Exception as error:
-        raise CopycatError(f"--source={spec.name}: cannot list {spec.value}: {error}") from None
-    files = [m for m in matched if not m.path.endswith("/")]
-    if not files:
+    """The number of entries the glob matches now; none is an error naming the pattern."""
+    if _is_local(spec.value):
+        prefix = re.match(r"^[^[*?]*", spec.value).group(0)
+        root = os.path.dirname(prefix) if prefix != spec.value else ""
+        if root and os.path.isdir(root) and not os.access(root, os.R_OK | os.X_OK):
+            raise CopycatError(f"--source={spec.name}: cannot list {root}: permission denied")
+        try:
+            count = sum(1 for _ in _list_local(spec.value, spec.name))
+        except OSError as error:
+            raise CopycatError(f"--source={spec.name}: cannot list {spec.value}: {_os_error(error)}") from None
+    else:
+        try:
+            matched = FileSystems.match([spec.value])[0].metadata_list
+        except Exception as error:
+            raise CopycatError(f"--source={spec.name}: cannot list {spec.value}: {error}") from None
+        count = sum(1 for m in matched if not m.path.endswith("/"))
+    if not count:
         raise CopycatError(f"--source={spec.name} matched no files; check the path and the pattern")
-    return len(files)
+    return count
 
 
 class _ReadFile(beam.DoFn):
-    def __init__(self, source: str, max_file_bytes: int):
+    """A listed path → RawImage, or EarlyReject with the reason it cannot be read (rejects pass through)."""
+
+    def __init__(self, source: str, max_file_bytes: int, local: bool):
         self._source = source
         self._max_file_bytes = max_file_bytes
+        self._local = local
 
-    def process(self, readable):
-        path, size = readable.metadata.path, readable.metadata.size_in_bytes
-        if size > self._max_file_bytes:
-            yield EarlyReject(self._source, path, "oversized_file", f"{size} bytes is over {self._max_file_bytes}")
+    def process(self, entry):
+        if isinstance(entry, EarlyReject):
+            yield entry
             return
-        yield RawImage(self._source, path, readable.read())
+        path = entry.path if hasattr(entry, "path") else entry  # a Beam FileMetadata, or a local path
+        read = read_local_file if self._local else read_remote_file
+        try:
+            result = read(path, self._max_file_bytes)
+        except Exception as error:  # nothing about one file may end the job
+            result = UNREADABLE, f"{type(error).__name__}: {error}"
+        if isinstance(result, bytes):
+            yield RawImage(self._source, path, result)
+        else:
+            yield EarlyReject(self._source, path, *result)
 
 
 class ReadFolder(beam.PTransform):
-    """Every file a glob matches, read whole (files above the byte limit are rejected unread)."""
+    """Every entry a glob matches, each read whole (bounded), or rejected with the reason it cannot be."""
 
     def __init__(self, spec: SourceSpec, max_file_bytes: int):
         super().__init__()
@@ -106,11 +291,24 @@ class ReadFolder(beam.PTransform):
         self._max_file_bytes = max_file_bytes
 
     def expand(self, pipeline):
+        pattern, source = self._spec.value, self._spec.name
+        local = _is_local(pattern)
+        if local:
+            listed = (
+                pipeline
+                | "Pattern" >> beam.Create([pattern])
+                | "List" >> beam.FlatMap(_list_local, source)
+            )
+        else:
+            listed = (
+                pipeline
+                | "Match" >> fileio.MatchFiles(pattern)
+                | "Files" >> beam.Filter(lambda metadata: not metadata.path.endswith("/"))
+            )
         return (
-            pipeline
-            | "Match" >> fileio.MatchFiles(self._spec.value)
-            | "Open" >> fileio.ReadMatches(skip_directories=True)
-            | "Read" >> beam.ParDo(_ReadFile(self._spec.name, self._max_file_bytes))
+            listed
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadFile(source, self._max_file_bytes, local))
         )
 
 

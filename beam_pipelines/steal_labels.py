@@ -31,8 +31,9 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from beam_pipelines import lake_io, pool_transforms
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf import coverage
-from copycat_tf.adaptive.rounds import AdaptiveConfig
+from copycat_tf.adaptive.rounds import ADAPTIVE_RULES, AdaptiveConfig
 from copycat_tf.adaptive.selection import selection_key
+from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.ledger import Ledger
 from copycat_tf.oracles import OracleSpec, open_oracle
@@ -60,6 +61,22 @@ class StealLabelsConfig:
     pool_transforms: list[str] = dataclasses.field(default_factory=list)  # variants, see beam_pipelines.pool_transforms
     pool: str | None = None  # where the transformed pool goes (default OUTPUT/pool); share it between runs
     adaptive_cache: str | None = None  # local folder for the pool index (default OUTPUT/adaptive); shareable
+
+    RULES = (
+        Rule("batch_size", "batch_size", 1, 100_000), Rule("max_queries", "max_queries", 0, optional=True),
+        Rule("price_per_1000", "price_per_1000", 0, optional=True), Rule("seed", "seed", 0),
+        Rule("num_shards", "num_shards", 0, 100_000),
+        Rule("oracle.input_size", "oracle_input_size", 1, 100_000, optional=True),
+        Rule("oracle.num_classes", "num_classes", 2, 1_000_000, optional=True),
+        Rule("oracle.timeout_s", "oracle_timeout", 0, 86_400, above=True),
+        Rule("oracle.max_retries", "oracle_retries", 0, 100), Rule("oracle.concurrency", "oracle_concurrency", 1, 1024),
+        Rule("oracle.queries_per_second", "oracle_qps", 0, above=True, optional=True),
+        *ADAPTIVE_RULES,
+    )
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
 
     @property
     def ledger_root(self) -> str:
@@ -98,14 +115,17 @@ class OracleModelHandler(ModelHandler):
     def run_inference(self, batch, model, inference_args=None):
         oracle, ledger = model.oracle, model.ledger
         ids = [record["id"] for record in batch]
-        allowed = ledger.reserve(self._run_id, ids, self._max_queries, self._process_budget)
-        labels = []
+        allowed = ledger.claim(self._run_id, ids, self._max_queries, self._process_budget)  # skips what another run holds
+        by_id = {}
         if allowed:
-            labels = oracle.classify([record["image"] for record in batch[: len(allowed)]])
+            first = {}
+            for record in batch:
+                first.setdefault(record["id"], record)
+            labels = oracle.classify([first[i]["image"] for i in allowed])
             ledger.record(allowed, labels)
             beam.metrics.Metrics.counter(NAMESPACE, "queries").inc(len(allowed))
-        results = [PredictionResult(record, int(label)) for record, label in zip(batch, labels)]
-        return results + [PredictionResult(record, None) for record in batch[len(allowed):]]
+            by_id = dict(zip(allowed, (int(label) for label in labels)))
+        return [PredictionResult(record, by_id.get(record["id"])) for record in batch]
 
     def get_num_bytes(self, batch) -> int:
         return sum(len(record["image"]) for record in batch)
@@ -218,14 +238,15 @@ def _pool(config: StealLabelsConfig, runner: str, pipeline_args: Sequence[str]) 
 
 def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
     """Label the images of ``config.images`` (within the budget) and write the SL folder and manifest."""
+    config.validate()
     if config.strategy not in ("random", "adaptive"):
         raise CopycatError(f"--strategy={config.strategy!r}: use random (the paper) or adaptive")
     if config.strategy == "adaptive":
-        config.adaptive.check()
         if config.max_queries is None:
             raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
     config.pool_transforms = pool_transforms.parse_variants(config.pool_transforms)
     open_folder(config.images, IMAGE)  # a wrong folder fails here, before any work
+    lake_io.claim_stage_output(config.output, STAGE, [("--images", config.images)], clear=False)
     images = _pool(config, runner, pipeline_args)
     source = open_folder(images, IMAGE)
     oracle = open_oracle(config.oracle)
@@ -236,8 +257,7 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     budget_left = None if config.max_queries is None else max(0, config.max_queries - spent_before)
     run_id = f"{uuid.uuid4().hex[:12]}"
     num_shards = config.num_shards or max(1, len(source.shards))
-    fileio.makedirs(config.output)
-    lake_io.clear_stage_output(config.output)
+    lake_io.clear_stage_files(config.output)
     adaptive = None
     try:
         if config.strategy == "adaptive":

@@ -2,9 +2,11 @@
 
 User errors (CopycatError, LakeError) end in one line on stderr naming the problem and the fix,
 with exit status 2, instead of a traceback. Anything else is a bug and keeps its traceback.
-Beam stages pass every flag they do not define on to Beam as pipeline options.
+Beam stages pass the flags they do not define on to Beam, but only real Beam pipeline options: a
+misspelt flag (``--max_querie``) is refused with one line and exit 2, never silently ignored.
 """
 
+import difflib
 import logging
 import os
 import sys
@@ -48,13 +50,35 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return CopycatError, LakeError
 
 
-def _parse_keeping_unknown(argv: list[str]) -> list[str]:
-    """absl parses its own flags; the rest (program name first) goes to main for Beam."""
+def _flag_error(argv: list[str], message: str) -> None:
+    """A bad command line: one line on stderr, exit 2 (the contract for every user error)."""
+    print(f"{os.path.basename(argv[0])}: error: {message} (see --help)", file=sys.stderr)
+    sys.exit(USER_ERROR_EXIT)
+
+
+def _parse_strict(argv: list[str]) -> list[str]:
+    """Every flag must be one of the binary's own."""
     try:
-        return FLAGS(argv, known_only=True)
+        return FLAGS(argv)
     except flags.Error as error:
-        print(f"{os.path.basename(argv[0])}: error: {error}\nPass --help for the flags.", file=sys.stderr)
-        sys.exit(1)
+        _flag_error(argv, str(error).splitlines()[0])
+
+
+def _parse_keeping_beam_options(argv: list[str]) -> list[str]:
+    """absl parses the binary's flags; what remains must be real Beam pipeline options (program name first)."""
+    try:
+        rest = FLAGS(argv, known_only=True)
+    except flags.Error as error:
+        _flag_error(argv, str(error).splitlines()[0])
+    from beam_pipelines.runner import beam_option_errors
+
+    unknown = beam_option_errors(rest[1:])
+    if unknown:
+        words = [a.split("=", 1)[0].lstrip("-") for a in unknown if a.startswith("-")]
+        close = difflib.get_close_matches(words[0], list(FLAGS), n=1) if words else []
+        hint = f"; did you mean --{close[0]}?" if close else ""
+        _flag_error(argv, f"unknown flag {unknown[0]}: not a flag of this stage nor a Beam pipeline option{hint}")
+    return rest
 
 
 def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None, pass_through: bool = False) -> None:
@@ -69,4 +93,4 @@ def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None, 
             print(f"{name}: error: {error}", file=sys.stderr)
             return USER_ERROR_EXIT
 
-    app.run(guarded, argv=argv, flags_parser=_parse_keeping_unknown if pass_through else app.parse_flags_with_usage)
+    app.run(guarded, argv=argv, flags_parser=_parse_keeping_beam_options if pass_through else _parse_strict)

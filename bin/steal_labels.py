@@ -49,15 +49,16 @@ flags.DEFINE_float("adaptive_explore", 0.2, "Adaptive: share of each round spent
                    "least sure of (never-seen classes' shares go there too).")
 flags.DEFINE_integer("adaptive_input_size", 32, "Adaptive: thumbnail side of the interim copycat.")
 flags.DEFINE_integer("adaptive_epochs", 4, "Adaptive: interim copycat epochs per round.")
+flags.DEFINE_integer("adaptive_max_train_per_class", 2000, "Adaptive: the interim copycat's training images per class "
+                     "at most.")
+flags.DEFINE_integer("num_shards", 0, "Output shards (0: as many as the images folder has).")
 FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
     app.require("images", "oracle", "output")
-    if FLAGS.batch_size < 1:
-        raise CopycatError(f"--batch_size={FLAGS.batch_size} must be at least 1")
-    if FLAGS.max_queries is not None and FLAGS.max_queries < 0:
-        raise CopycatError(f"--max_queries={FLAGS.max_queries} must be 0 or more")
+    if FLAGS.strategy == "adaptive" and FLAGS.max_queries is None:
+        raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
     from beam_pipelines import steal_labels
     from beam_pipelines.pool_transforms import parse_variants
     from copycat_tf.adaptive.rounds import AdaptiveConfig
@@ -65,10 +66,8 @@ def main(argv: list[str]) -> int:
 
     adaptive = AdaptiveConfig(rounds=FLAGS.adaptive_rounds, seed_fraction=FLAGS.adaptive_seed_fraction,
                               quota=FLAGS.adaptive_quota, explore=FLAGS.adaptive_explore,
-                              input_size=FLAGS.adaptive_input_size, epochs=FLAGS.adaptive_epochs)
-    adaptive.check()
-    if FLAGS.strategy == "adaptive" and FLAGS.max_queries is None:
-        raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
+                              input_size=FLAGS.adaptive_input_size, epochs=FLAGS.adaptive_epochs,
+                              max_train_per_class=FLAGS.adaptive_max_train_per_class)
     variants = parse_variants(FLAGS.pool_transforms)
 
     spec = OracleSpec(
@@ -81,8 +80,9 @@ def main(argv: list[str]) -> int:
         images=FLAGS.images, oracle=spec, output=FLAGS.output, batch_size=FLAGS.batch_size,
         max_queries=FLAGS.max_queries, price_per_1000=FLAGS.price_per_1000, ledger=FLAGS.ledger, seed=FLAGS.seed,
         strategy=FLAGS.strategy, adaptive=adaptive, pool_transforms=variants, pool=FLAGS.pool,
-        adaptive_cache=FLAGS.adaptive_cache,
+        adaptive_cache=FLAGS.adaptive_cache, num_shards=FLAGS.num_shards,
     )
+    config.validate()
     from copycat_tf import coverage
 
     manifest = steal_labels.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])

@@ -1,12 +1,13 @@
-"""The whole attack on the embedded default, offline: the stage binaries composed, nothing reimplemented.
+"""The whole attack on the embedded default, offline: the config ``configs/demo.json`` run as a plan.
 
-Problem ``digits`` (scikit-learn's handwritten digits); NPDD from the bundled photos. Steps:
-prepare the problem; train the target (BL-VGG-ODD-OL) and the baseline (BL-VGG-PDD-OL); build the
-NPDD; steal labels of the NPDD and of the PDD from the target's *exported SavedModel* (the black
-box); balance the NPDD labels; train CC-VGG-NPDD-SL and CC-VGG-PDD-SL, and fine-tune the first on
-PDD-SL (CC-VGG-NPDD+PDD-SL); evaluate every run against the target; draw relevance maps; write the
-report and ``summary.json``. Each step runs its binary in a process of its own and is skipped when
-its output is already complete, so a rerun reuses finished stages.
+Problem ``digits`` (scikit-learn's handwritten digits); NPDD from the bundled photos. The plan
+(``copycat_tf.experiment.plan``, experiment ``same_architecture`` plus relevance maps) prepares the
+problem; trains the target (BL-VGG-ODD-OL) and the baseline (BL-VGG-PDD-OL); builds the NPDD; steals
+labels of the NPDD and of the PDD from the target's *exported SavedModel* (the black box); balances the
+NPDD labels; trains CC-VGG-NPDD-SL and CC-VGG-PDD-SL and fine-tunes the first on PDD-SL
+(CC-VGG-NPDD+PDD-SL); evaluates every run against the target; draws relevance maps; writes the report.
+The demo adds only ``summary.json`` and the printed Table 3 row. Each step runs its binary in a process
+of its own and is skipped when its output is complete, so a rerun reuses finished stages.
 """
 
 import dataclasses
@@ -14,11 +15,14 @@ import json
 import logging
 import os
 
-from copycat_tf.stages import run_stage
+from copycat_tf.config_checks import Rule, check_rules
+from copycat_tf.errors import CopycatError
+from copycat_tf.experiment import plan, run_experiment
 
 log = logging.getLogger("copycat.demo")
 TARGET = "BL-VGG-ODD-OL"
 COPYCATS = ("CC-VGG-NPDD-SL", "CC-VGG-PDD-SL", "CC-VGG-NPDD+PDD-SL")
+CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.json")
 
 
 @dataclasses.dataclass
@@ -30,88 +34,103 @@ class DemoConfig:
     width: float = 0.25
     input_size: int = 32
     seed: int = 0
+    seeds: int = 3  # replicates of the NPDD copycats: seeds seed, seed+1, ... each with a target of its own
+    config: str = CONFIG  # the recipe; the fields above override its values
+
+    RULES = (Rule("crops", "crops", 1, 10_000_000), Rule("per_class", "per_class", 1, 10_000_000),
+             Rule("epochs", "epochs", 1, 10_000), Rule("width", "width", 0, 4, above=True),
+             Rule("input_size", "input_size", 32, 1024), Rule("seed", "seed", 0), Rule("seeds", "seeds", 1, 100))
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
 
 
-def _stage(name: str, args: list[str], done: str) -> None:
-    run_stage(name, args, done, prefix="demo")
+def experiment_config(config: DemoConfig) -> dict:
+    """The demo's recipe: configs/demo.json with the demo's flags applied."""
+    try:
+        with open(config.config) as handle:
+            recipe = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise CopycatError(f"cannot read the demo recipe {config.config} ({error}); run the demo from a copycat "
+                           "checkout, or pass --config") from None
+    models = {key: {**recipe[key], "epochs": config.epochs, "width": config.width, "input_size": config.input_size}
+              for key in ("target", "copycat")}
+    return {**recipe, **models, "bundled_crops": config.crops, "per_class": config.per_class, "seed": config.seed,
+            "seeds": list(range(config.seed, config.seed + config.seeds))}
 
 
 def run_demo(config: DemoConfig) -> dict:
+    config.validate()
+    recipe = experiment_config(config)
     out = os.path.abspath(config.output)
-    lake, runs = os.path.join(out, "lake"), os.path.join(out, "runs")
-    problem = os.path.join(lake, "problems", "digits")
-    stolen = os.path.join(lake, "stolen", TARGET)
-    npdd_sl, pdd_sl = os.path.join(stolen, "NPDD-SL"), os.path.join(stolen, "PDD-SL")
-    balanced = os.path.join(stolen, f"NPDD-SL-balanced-{config.per_class}")
-    train = [f"--input_size={config.input_size}", f"--width={config.width}", "--model=vgg16_bn", "--lr=0.01",
-             f"--seed={config.seed}"]
-
-    def run_dir(name):
-        return os.path.join(runs, name)
-
-    def trained(name, data, *extra, epochs=config.epochs):
-        _stage("train", [*train, f"--train={data}", f"--epochs={epochs}", f"--output={run_dir(name)}", *extra],
-               os.path.join(run_dir(name), "metrics.json"))
-
-    _stage("prepare-problem", ["--problem=digits", f"--output={problem}", f"--seed={config.seed}"],
-           os.path.join(problem, "tdd", "manifest.json"))
-    trained(TARGET, os.path.join(problem, "odd"), f"--val={os.path.join(problem, 'tdd')}")
-    trained("BL-VGG-PDD-OL", os.path.join(problem, "pdd"))
-    _stage("build-npdd", ["--source=bundled", f"--bundled_crops={config.crops}", "--max_side=64",
-                          f"--seed={config.seed}", f"--output={os.path.join(lake, 'npdd')}"],
-           os.path.join(lake, "npdd", "manifest.json"))
-    oracle = os.path.join(run_dir(TARGET), "export")
-    for images, output in ((os.path.join(lake, "npdd"), npdd_sl), (os.path.join(problem, "pdd"), pdd_sl)):
-        _stage("steal-labels", [f"--images={images}", f"--oracle={oracle}", "--batch_size=64", "--price_per_1000=1.0",
-                                f"--output={output}"], os.path.join(output, "manifest.json"))
-    _stage("balance", [f"--input={npdd_sl}", f"--per_class={config.per_class}", "--allow_missing_classes",
-                       f"--seed={config.seed}", f"--output={balanced}"], os.path.join(balanced, "manifest.json"))
-    trained("CC-VGG-NPDD-SL", balanced)
-    trained("CC-VGG-PDD-SL", pdd_sl)
-    trained("CC-VGG-NPDD+PDD-SL", pdd_sl, f"--init={run_dir('CC-VGG-NPDD-SL')}", "--augment=intensity,contrast,rotate,shear,translate",
-            epochs=max(1, config.epochs // 2))
-    for name in (TARGET, "BL-VGG-PDD-OL", *COPYCATS):
-        _stage("evaluate", [f"--model={os.path.join(run_dir(name), 'export')}", f"--reference={oracle}",
-                            f"--test={os.path.join(problem, 'tdd')}", "--bootstrap=500",
-                            f"--output={os.path.join(run_dir(name), 'evaluation.json')}"],
-               os.path.join(run_dir(name), "evaluation.json"))
-    relevance = os.path.join(runs, "relevance")
-    _stage("relevance", [f"--target={run_dir(TARGET)}", *(f"--copycat={run_dir(n)}" for n in COPYCATS),
-                         f"--images={os.path.join(problem, 'tdd')}", "--count=4", f"--output={relevance}"],
-           os.path.join(relevance, "relevance.json"))
-    report = os.path.join(out, "report")
-    _stage("report", [f"--runs={runs}", f"--output={report}"], os.path.join(report, "index.html"))
-    return _summary(out, runs, report, npdd_sl)
+    results = run_experiment(recipe, out, prefix="demo")
+    return _summary(out, plan(recipe, out), results, recipe["problem"])
 
 
-def _summary(out: str, runs: str, report: str, npdd_sl: str) -> dict:
+def _summary(out: str, result, results: dict, problem: str = "digits") -> dict:
+    """summary.json: seed 0's Table 3 runs, and every copycat's copy performance as mean ± std over the seeds."""
+    runs = os.path.join(out, "runs")
+    names = [os.path.basename(r) for r in result.evaluated]
     scores = {}
-    for name in (TARGET, "BL-VGG-PDD-OL", *COPYCATS):
+    for name in names:
         with open(os.path.join(runs, name, "evaluation.json")) as handle:
             scores[name] = json.load(handle)
-    target, baseline = scores[TARGET]["macro_f1"], scores["BL-VGG-PDD-OL"]["macro_f1"]
-    with open(os.path.join(npdd_sl, "manifest.json")) as handle:
+    target_name = os.path.basename(result.target)
+    baselines = [n for n in names if n.startswith("BL-") and n.endswith("-PDD-OL")]
+    target = scores[target_name]["macro_f1"]
+    baseline = scores[baselines[0]]["macro_f1"] if baselines else None
+    with open(os.path.join(out, "lake", "stolen", target_name, "NPDD-SL", "manifest.json")) as handle:
         stolen = json.load(handle)["extra"]
+    seeds = results.get("seeds", {})
+    copycats = {}
+    for name in (n for n in names if n.startswith("CC-")):
+        over_seeds = seeds.get(name)
+        first = scores[name]["macro_f1"] / target
+        copycats[name] = {
+            "copy_performance": over_seeds["copy_performance"]["mean"] if over_seeds else first,
+            "copy_performance_std": over_seeds["copy_performance"]["std"] if over_seeds else 0.0,
+            "copy_performance_per_seed": over_seeds["copy_performance"]["values"] if over_seeds else [first],
+            "seeds": over_seeds["seeds"] if over_seeds else [result.replicates[0][0]],
+            "agreement": over_seeds["agreement"]["mean"] if over_seeds else scores[name]["agreement"]["overall"],
+            "agreement_std": over_seeds["agreement"]["std"] if over_seeds else 0.0,
+            "over_baseline": scores[name]["macro_f1"] / baseline if baseline else None,
+            "copy_performance_95": scores[name].get("intervals_95", {}).get("copy_performance"),
+        }
     summary = {
-        "problem": "digits",
+        "problem": problem,
+        "seeds": [seed for seed, _, _ in result.replicates],
         "runs": {name: {"macro_f1": s["macro_f1"], "balanced_accuracy": s["balanced_accuracy"],
-                        "accuracy": s["accuracy"], "macro_f1_95": s["intervals_95"].get("macro_f1")}
+                        "accuracy": s["accuracy"], "macro_f1_95": s.get("intervals_95", {}).get("macro_f1")}
                  for name, s in scores.items()},
-        "copycats": {name: {"copy_performance": scores[name]["macro_f1"] / target,
-                            "over_baseline": scores[name]["macro_f1"] / baseline,
-                            "copy_performance_95": scores[name]["intervals_95"].get("copy_performance"),
-                            "agreement": scores[name]["agreement"]["overall"]} for name in COPYCATS},
+        "copycats": copycats,
         "npdd_sl_label_histogram": stolen["label_histogram"],
-        "report": os.path.join(report, "index.html"),
+        "report": os.path.join(result.report, "index.html"),
     }
     with open(os.path.join(out, "summary.json"), "w") as handle:
         json.dump(summary, handle, indent=2)
     return summary
 
 
+def _cell(name: str, copy: dict) -> str:
+    low, high = copy["copy_performance_95"] or (float("nan"), float("nan"))
+    spread = (f" ± {100 * copy['copy_performance_std']:.1f}" if len(copy["seeds"]) > 1 else "")
+    return (f"{name} {100 * copy['copy_performance']:.1f}%{spread} of target over {len(copy['seeds'])} seed(s) "
+            f"(agreement {100 * copy['agreement']:.1f}%; seed {copy['seeds'][0]}'s 95% interval "
+            f"[{100 * low:.1f}, {100 * high:.1f}])")
+
+
 def table3_row(summary: dict) -> str:
     runs, copies = summary["runs"], summary["copycats"]
     cells = [f"target {TARGET} {runs[TARGET]['macro_f1']:.3f}", f"baseline BL-VGG-PDD-OL {runs['BL-VGG-PDD-OL']['macro_f1']:.3f}"]
-    cells += [f"{name} {runs[name]['macro_f1']:.3f} ({100 * copies[name]['copy_performance']:.1f}% of target, "
-              f"{100 * copies[name]['over_baseline']:.1f}% of baseline)" for name in COPYCATS]
-    return "Table 3, digits: " + "; ".join(cells)
+    cells += [_cell(name, copy) for name, copy in copies.items()]
+    return "Table 3, digits (copy performance = copycat macro F1 / target macro F1): " + "; ".join(cells)
+
+
+def paper_vs_best(summary: dict) -> str:
+    """The paper's recipe beside the project's best strategy, each as mean ± std over the seeds."""
+    copies = summary["copycats"]
+    best = [name for name in copies if name.startswith("CC-VGG-NPDD-SL.")]
+    lines = [f"paper recipe   {_cell('CC-VGG-NPDD-SL', copies['CC-VGG-NPDD-SL'])}"]
+    lines += [f"best strategy  {_cell(name, copies[name])}" for name in best]
+    return "\n".join(lines)

@@ -13,6 +13,7 @@ import logging
 import numpy as np
 
 from copycat_tf import metrics
+from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.oracles import OracleSpec, open_oracle
 from tfrecords_schema import LABELED_IMAGE, open_folder, read_records
@@ -30,6 +31,13 @@ class EvaluateConfig:
     seed: int = 0
     num_classes: int | None = None
 
+    RULES = (Rule("batch_size", "batch_size", 1, 100_000), Rule("bootstrap", "bootstrap", 0, 1_000_000),
+             Rule("seed", "seed", 0), Rule("num_classes", "num_classes", 2, 1_000_000, optional=True))
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
+
 
 def _predict(target: str, images: list[bytes], batch_size: int) -> np.ndarray:
     oracle = open_oracle(OracleSpec(target))
@@ -43,6 +51,7 @@ def _predict(target: str, images: list[bytes], batch_size: int) -> np.ndarray:
 
 
 def evaluate(config: EvaluateConfig) -> dict:
+    config.validate()
     if not config.models:
         raise CopycatError("give at least one --model to evaluate")
     folder = open_folder(config.test, LABELED_IMAGE)

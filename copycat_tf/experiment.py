@@ -1,4 +1,4 @@
-"""Declarative experiments of the paper on any registered problem, composed from the stage binaries.
+"""Declarative experiments of the paper on any registered problem: a config becomes a plan of stage calls.
 
 A config (JSON, see ``configs/``) names the problem, the NPDD sources, the models and the experiments:
 
@@ -11,22 +11,25 @@ A config (JSON, see ``configs/``) names the problem, the NPDD sources, the model
                       transforms) at equal budgets; per point the classes covered, copy performance and
                       agreement; runs named CC-VGG-NPDD-SL.STRATEGY@N (see copycat_tf.adaptive)
 
-``--small`` applies the config's ``small`` overrides (fewer crops, epochs and queries) for a quick
-local run, like big_vision's runlocal. Every step is skipped when its output is complete, so an
-interrupted experiment resumes; it ends with copycat-report over the runs.
+:func:`plan` turns a config into the list of stage calls (nothing runs; tests compare call lists);
+:func:`run_experiment` executes it (each step skipped when its output is complete, so an interrupted
+experiment resumes) and gathers the results from the run folders. The demo is the config
+``configs/demo.json`` through the same plan. ``--small`` applies the config's ``small`` overrides, like
+big_vision's runlocal.
 """
 
-
+import dataclasses
 import json
-import os
 import statistics
 
 from copycat_tf.errors import CopycatError
-from copycat_tf.stages import run_stage
+from copycat_tf.plan import StageCall, execute, join, unique
 
 EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage")
 STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms")
 ARCH = {"vgg16": "VGG", "vgg16_bn": "VGG", "alexnet": "Alex", "alexnet_bn": "Alex"}
+# The one recipe of CC-*-NPDD+PDD-SL: the NPDD copycat fine-tuned on PDD-SL for half its epochs, with augmentation.
+FINE_TUNE_AUGMENT = "intensity,contrast,rotate,shear,translate"
 
 
 def load_config(path: str, small: bool) -> dict:
@@ -50,130 +53,194 @@ def load_config(path: str, small: bool) -> dict:
     return config
 
 
-class _Experiment:
+@dataclasses.dataclass
+class Plan:
+    """The calls of an experiment and where its results will be, once the calls have run."""
+
+    calls: list[StageCall]
+    out: str
+    target: str  # the target's run folder
+    evaluated: list[str] = dataclasses.field(default_factory=list)  # run folders evaluated against the target
+    robustness: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)  # (seed, target run, copy run)
+    replicates: list[tuple[int, str, list[str]]] = dataclasses.field(default_factory=list)  # (seed, target, NPDD copycats)
+    coverage: list[dict] = dataclasses.field(default_factory=list)  # strategy, budget, stolen folder, run folder
+    report: str = ""
+
+
+class _Planner:
+    """Builds the stage calls of one experiment; each method appends its calls and returns the output it names."""
+
     def __init__(self, config: dict, output: str):
         self.c = config
-        self.out = os.path.abspath(output)
-        self.lake = os.path.join(self.out, "lake")
-        self.problem = os.path.join(self.lake, "problems", config["problem"].replace(":", "_").replace("/", "_"))
-        self.tdd = os.path.join(self.problem, "tdd")
+        self.out = str(output).rstrip("/")
+        self.lake = join(self.out, "lake")
+        self.problem = join(self.lake, "problems", config["problem"].replace(":", "_").replace("/", "_"))
+        self.tdd = join(self.problem, "tdd")
+        self.seed = int(config.get("seed", 0))
+        self.calls: list[StageCall] = []
 
-    def prepare(self):
-        args = [f"--problem={self.c['problem']}", f"--output={self.problem}", f"--data_dir={self.c.get('data_dir', 'data')}"]
+    def add(self, stage: str, args: list[str], done: str) -> None:
+        self.calls.append(StageCall(stage, tuple(args), done))
+
+    def prepare(self) -> str:
+        args = [f"--problem={self.c['problem']}", f"--output={self.problem}", f"--data_dir={self.c.get('data_dir', 'data')}",
+                f"--seed={self.seed}"]
         if self.c.get("tfds_data_dir"):
             args.append(f"--tfds_data_dir={self.c['tfds_data_dir']}")
-        run_stage("prepare-problem", args, os.path.join(self.tdd, "manifest.json"), "experiment")
-        npdd = os.path.join(self.lake, "npdd")
+        self.add("prepare-problem", args, join(self.tdd, "manifest.json"))
+        npdd = join(self.lake, "npdd")
         args = [f"--source={s}" for s in self.c.get("sources", ["bundled"])]
         args += [f"--bundled_crops={self.c.get('bundled_crops', 2000)}", f"--max_side={self.c.get('max_side', 256)}",
-                 f"--output={npdd}"]
+                 f"--seed={self.seed}", f"--output={npdd}"]
         if self.c.get("tfds_data_dir"):
             args.append(f"--tfds_data_dir={self.c['tfds_data_dir']}")
-        run_stage("build-npdd", args + self.c.get("beam_options", []), os.path.join(npdd, "manifest.json"), "experiment")
+        self.add("build-npdd", args + self.c.get("beam_options", []), join(npdd, "manifest.json"))
         return npdd
 
-    def train(self, run: str, model: dict, data: str, *extra: str, seed: int = 0, epochs: int | None = None):
+    def train(self, run: str, model: dict, data: str, *extra: str, seed: int | None = None,
+              epochs: int | None = None) -> str:
         args = [f"--model={model['model']}", f"--width={model.get('width', 1.0)}", f"--input_size={model.get('input_size', 32)}",
                 f"--epochs={epochs or model.get('epochs', 5)}", f"--lr={model.get('lr', 0.01)}",
-                f"--batch_size={model.get('batch_size', 32)}", f"--seed={seed}", f"--train={data}", f"--output={run}", *extra]
-        run_stage("train", args + model.get("train_options", []), os.path.join(run, "metrics.json"), "experiment")
+                f"--batch_size={model.get('batch_size', 32)}", f"--seed={self.seed if seed is None else seed}",
+                f"--train={data}", f"--output={run}", *extra]
+        self.add("train", args + model.get("train_options", []), join(run, "metrics.json"))
         return run
 
-    def steal(self, images: str, target_run: str, output: str, *extra: str):
-        args = [f"--images={images}", f"--oracle={os.path.join(target_run, 'export')}", "--batch_size=64", f"--output={output}",
+    def steal(self, images: str, target_run: str, output: str, *extra: str) -> str:
+        args = [f"--images={images}", f"--oracle={join(target_run, 'export')}", "--batch_size=64", f"--output={output}",
                 f"--price_per_1000={self.c.get('price_per_1000', 1.0)}", *extra]
-        run_stage("steal-labels", args + self.c.get("beam_options", []), os.path.join(output, "manifest.json"), "experiment")
+        self.add("steal-labels", args + self.c.get("beam_options", []), join(output, "manifest.json"))
         return output
 
-    def balance(self, stolen: str, seed: int = 0, per_class: int | None = None):
-        per_class = per_class or self.c.get("per_class", 1000)
-        output = f"{stolen}-balanced-{per_class}"
-        run_stage("balance", [f"--input={stolen}", f"--per_class={per_class}", "--allow_missing_classes",
-                              f"--seed={seed}", f"--output={output}", *self.c.get("beam_options", [])],
-                  os.path.join(output, "manifest.json"), "experiment")
+    def balance(self, stolen: str, seed: int | None = None, per_class: int | None = None, total: int | None = None) -> str:
+        if total:
+            output, size = f"{stolen}-balanced-total-{total}", f"--total={total}"
+        else:
+            per_class = per_class or self.c.get("per_class", 1000)
+            output, size = f"{stolen}-balanced-{per_class}", f"--per_class={per_class}"
+        self.add("balance", [f"--input={stolen}", size, "--allow_missing_classes",
+                             f"--seed={self.seed if seed is None else seed}", f"--output={output}",
+                             *self.c.get("beam_options", [])], join(output, "manifest.json"))
         return output
 
-    def evaluate(self, run: str, target_run: str):
-        output = os.path.join(run, "evaluation.json")
-        run_stage("evaluate", [f"--model={os.path.join(run, 'export')}", f"--reference={os.path.join(target_run, 'export')}",
-                               f"--test={self.tdd}", f"--bootstrap={self.c.get('bootstrap', 500)}", f"--output={output}"],
-                  output, "experiment")
-        with open(output) as handle:
-            return json.load(handle)
+    def evaluate(self, run: str, target_run: str) -> str:
+        output = join(run, "evaluation.json")
+        self.add("evaluate", [f"--model={join(run, 'export')}", f"--reference={join(target_run, 'export')}",
+                              f"--test={self.tdd}", f"--bootstrap={self.c.get('bootstrap', 500)}", f"--output={output}"],
+                 output)
+        return output
 
-    def copy_runs(self, runs: str, target_run: str, npdd: str, pdd_sl: str, model: dict, seed: int = 0,
+    def copy_runs(self, runs: str, target_run: str, npdd: str, pdd_sl: str | None, model: dict, seed: int | None = None,
                   fine_tune: bool = True, suffix: str = "", *steal_extra: str) -> list[str]:
         """Steal NPDD labels from the target, balance, train the copycat (and its PDD fine-tuned version)."""
         arch = ARCH.get(model["model"], model["model"])
-        target_name = os.path.basename(target_run)
-        stolen_root = os.path.join(os.path.dirname(runs), "lake", "stolen", target_name)  # DESIGN: LAKE/stolen/ORACLE/
-        stolen = self.steal(npdd, target_run, os.path.join(stolen_root, f"NPDD-SL{suffix}"), *steal_extra)
-        made = [self.train(os.path.join(runs, f"CC-{arch}-NPDD-SL{suffix}"), model, self.balance(stolen, seed), seed=seed)]
-        if fine_tune:
-            made.append(self.train(os.path.join(runs, f"CC-{arch}-NPDD+PDD-SL{suffix}"), model, pdd_sl,
-                                   f"--init={made[0]}", seed=seed, epochs=max(1, model.get("epochs", 5) // 2)))
+        stolen_root = join(self.lake_of(runs), "stolen", _name(target_run))  # DESIGN: LAKE/stolen/ORACLE/
+        stolen = self.steal(npdd, target_run, join(stolen_root, f"NPDD-SL{suffix}"), *steal_extra)
+        made = [self.train(join(runs, f"CC-{arch}-NPDD-SL{suffix}"), model, self.balance(stolen, seed), seed=seed)]
+        if fine_tune and pdd_sl:
+            made.append(self.train(join(runs, f"CC-{arch}-NPDD+PDD-SL{suffix}"), model, pdd_sl, f"--init={made[0]}",
+                                   f"--augment={FINE_TUNE_AUGMENT}", seed=seed,
+                                   epochs=max(1, model.get("epochs", 5) // 2)))
         return made
 
+    def recipe_run(self, runs: str, target_run: str, npdd: str, model: dict, name: str, recipe: dict,
+                   seed: int | None = None) -> str:
+        """A copycat by a named recipe (its own steal options, balancing and training options): CC-*-NPDD-SL.NAME."""
+        arch = ARCH.get(model["model"], model["model"])
+        stolen_root = join(self.lake_of(runs), "stolen", _name(target_run))
+        stolen = self.steal(npdd, target_run, join(stolen_root, f"NPDD-SL.{name}"), *recipe.get("steal_options", []))
+        balance = recipe.get("balance", {"per_class": self.c.get("per_class", 1000)})
+        data = self.balance(stolen, seed, **balance) if balance else stolen
+        model = {**model, **recipe.get("model", {}),
+                 "train_options": [*model.get("train_options", []), *recipe.get("train_options", [])]}
+        return self.train(join(runs, f"CC-{arch}-NPDD-SL.{name}"), model, data, seed=seed)
 
-def run_experiment(config: dict, output: str) -> dict:
-    e = _Experiment(config, output)
-    npdd = e.prepare()
-    runs = os.path.join(e.out, "runs")
+    def lake_of(self, runs: str) -> str:
+        """The lake beside a runs folder (OUT/runs → OUT/lake; OUT/robustness/seedS/runs → .../seedS/lake)."""
+        return runs[: -len("/runs")] + "/lake" if runs.endswith("/runs") else self.lake
+
+
+def _name(folder: str) -> str:
+    return folder.rstrip("/").rsplit("/", 1)[-1]
+
+
+def plan(config: dict, output: str) -> Plan:
+    """Every stage call of the experiments in ``config``, in order, writing under ``output``. Runs nothing."""
+    p = _Planner(config, output)
+    npdd = p.prepare()
+    runs = join(p.out, "runs")
     target_model, copy_model = config["target"], config["copycat"]
     arch = ARCH.get(target_model["model"], target_model["model"])
-    target = e.train(os.path.join(runs, f"BL-{arch}-ODD-OL"), target_model, os.path.join(e.problem, "odd"),
-                     f"--val={e.tdd}")
-    pdd = os.path.join(e.problem, "pdd")
-    pdd_sl = e.steal(pdd, target, os.path.join(e.lake, "stolen", os.path.basename(target), "PDD-SL"))
-    evaluated = [target]
+    target = p.train(join(runs, f"BL-{arch}-ODD-OL"), target_model, join(p.problem, "odd"), f"--val={p.tdd}")
+    pdd = join(p.problem, "pdd")
+    pdd_sl = p.steal(pdd, target, join(p.lake, "stolen", _name(target), "PDD-SL"))
+    result = Plan(calls=[], out=p.out, target=target, evaluated=[target])
     experiments = config["experiments"]
+    recipes = config.get("recipes", {})
     if "same_architecture" in experiments:
         copy_arch = ARCH.get(copy_model["model"], copy_model["model"])
-        evaluated.append(e.train(os.path.join(runs, f"BL-{copy_arch}-PDD-OL"), copy_model, pdd))
-        evaluated += e.copy_runs(runs, target, npdd, pdd_sl, copy_model)
-        evaluated.append(e.train(os.path.join(runs, f"CC-{copy_arch}-PDD-SL"), copy_model, pdd_sl))
+        result.evaluated.append(p.train(join(runs, f"BL-{copy_arch}-PDD-OL"), copy_model, pdd))
+        copies = p.copy_runs(runs, target, npdd, pdd_sl, copy_model)
+        copies += [p.recipe_run(runs, target, npdd, copy_model, name, recipe) for name, recipe in recipes.items()]
+        result.evaluated += copies
+        result.evaluated.append(p.train(join(runs, f"CC-{copy_arch}-PDD-SL"), copy_model, pdd_sl))
+        result.replicates.append((p.seed, target, [r for r in copies if "NPDD+PDD" not in r]))
+        for seed in [s for s in config.get("seeds", [p.seed]) if s != p.seed]:
+            _plan_replicate(p, config, npdd, seed, result)
     if "cross_architecture" in experiments:
         alex = config.get("alexnet", {**copy_model, "model": "alexnet_bn"})
-        evaluated.append(e.train(os.path.join(runs, "BL-Alex-PDD-OL"), alex, pdd))
-        evaluated += e.copy_runs(runs, target, npdd, pdd_sl, alex, fine_tune=False)
+        result.evaluated.append(p.train(join(runs, "BL-Alex-PDD-OL"), alex, pdd))
+        result.evaluated += p.copy_runs(runs, target, npdd, pdd_sl, alex, fine_tune=False)
     if "data_curve" in experiments:
         for queries in config.get("data_curve", []):
-            evaluated += e.copy_runs(runs, target, npdd, pdd_sl, copy_model, 0, True, f"@{queries}",
-                                     f"--max_queries={queries}")
-    results = {"runs": {}, "robustness": None}
-    for run in evaluated:
-        results["runs"][os.path.basename(run)] = e.evaluate(run, target)["macro_f1"]
+            result.evaluated += p.copy_runs(runs, target, npdd, pdd_sl, copy_model, None, True, f"@{queries}",
+                                            f"--max_queries={queries}")
+    for run in result.evaluated:
+        p.evaluate(run, target)
     if "robustness" in experiments:
-        results["robustness"] = _robustness(e, config, npdd)
+        _plan_robustness(p, config, npdd, result)
     if "coverage" in experiments:
-        results["coverage"] = _coverage(e, config, npdd, target, runs)
-    report = os.path.join(e.out, "report")
-    run_stage("report", [f"--runs={runs}", f"--output={report}"], os.path.join(report, "index.html"), "experiment")
-    results["report"] = os.path.join(report, "index.html")
-    with open(os.path.join(e.out, "experiment.json"), "w") as handle:
-        json.dump({"config": config, **results}, handle, indent=2)
-    return results
+        _plan_coverage(p, config, npdd, target, runs, result)
+    if config.get("relevance"):
+        relevance = join(runs, "relevance")
+        copycats = [r for r in result.evaluated if _name(r).startswith("CC-")]
+        p.add("relevance", [f"--target={target}", *(f"--copycat={r}" for r in copycats), f"--images={p.tdd}",
+                            f"--count={config['relevance'].get('count', 4)}", f"--output={relevance}"],
+              join(relevance, "relevance.json"))
+    result.report = join(p.out, "report")
+    p.add("report", [f"--runs={runs}", f"--output={result.report}"], join(result.report, "index.html"))
+    result.calls = unique(p.calls)
+    return result
 
 
-def _robustness(e: _Experiment, config: dict, npdd: str) -> dict:
+def _plan_replicate(p: _Planner, config: dict, npdd: str, seed: int, result: Plan) -> None:
+    """Another seed of the NPDD copycats (paper recipe and every named recipe), against a target of that seed."""
+    runs = join(p.out, "seeds", f"seed{seed}", "runs")
+    target_model, copy_model = config["target"], config["copycat"]
+    arch = ARCH.get(target_model["model"], target_model["model"])
+    target = p.train(join(runs, f"BL-{arch}-ODD-OL"), target_model, join(p.problem, "odd"), f"--val={p.tdd}", seed=seed)
+    copies = p.copy_runs(runs, target, npdd, None, copy_model, seed=seed, fine_tune=False)
+    copies += [p.recipe_run(runs, target, npdd, copy_model, name, recipe, seed=seed)
+               for name, recipe in config.get("recipes", {}).items()]
+    for run in (target, *copies):
+        p.evaluate(run, target)
+    result.replicates.append((seed, target, copies))
+
+
+def _plan_robustness(p: _Planner, config: dict, npdd: str, result: Plan) -> None:
     """Targets trained with different seeds, each copied the same way: how stable is the copy performance?"""
-    performances = []
     for seed in config.get("robustness_seeds", [0, 1, 2]):
-        runs = os.path.join(e.out, "robustness", f"seed{seed}", "runs")
+        runs = join(p.out, "robustness", f"seed{seed}", "runs")
         arch = ARCH.get(config["target"]["model"], config["target"]["model"])
-        target = e.train(os.path.join(runs, f"BL-{arch}-ODD-OL"), config["target"], os.path.join(e.problem, "odd"), seed=seed)
-        copy_run = e.copy_runs(runs, target, npdd, None, config["copycat"], seed=seed, fine_tune=False)[0]
-        target_f1 = e.evaluate(target, target)["macro_f1"]
-        copy_f1 = e.evaluate(copy_run, target)["macro_f1"]
-        performances.append({"seed": seed, "target_macro_f1": target_f1, "copycat_macro_f1": copy_f1,
-                             "copy_performance": copy_f1 / target_f1 if target_f1 else None})
-    values = [p["copy_performance"] for p in performances if p["copy_performance"] is not None]
-    return {"per_seed": performances, "copy_performance_mean": statistics.mean(values) if values else None,
-            "copy_performance_std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        target = p.train(join(runs, f"BL-{arch}-ODD-OL"), config["target"], join(p.problem, "odd"), seed=seed)
+        copy_run = p.copy_runs(runs, target, npdd, None, config["copycat"], seed=seed, fine_tune=False)[0]
+        p.evaluate(target, target)
+        p.evaluate(copy_run, target)
+        result.robustness.append((seed, target, copy_run))
 
 
-def _coverage(e: _Experiment, config: dict, npdd: str, target: str, runs: str) -> list[dict]:
-    """Each strategy at each budget: steal, balance to budget / classes per class, train, evaluate."""
+def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str, result: Plan) -> None:
+    """Each strategy at each budget: steal, balance to the budget in all, train, evaluate."""
     options = config.get("coverage", {})
     strategies = options.get("strategies", ["random", "adaptive"])
     unknown = set(strategies) - set(STRATEGIES)
@@ -181,31 +248,95 @@ def _coverage(e: _Experiment, config: dict, npdd: str, target: str, runs: str) -
         raise CopycatError(f"coverage: unknown strategies {sorted(unknown)}; known: {', '.join(STRATEGIES)}")
     model = config["copycat"]
     arch = ARCH.get(model["model"], model["model"])
-    stolen_root = os.path.join(e.lake, "stolen", os.path.basename(target))
-    pool = os.path.join(e.lake, "npdd-pool")
-    cache = os.path.join(e.lake, "adaptive-cache")
-    with open(os.path.join(e.problem, "tdd", "manifest.json")) as handle:
-        num_classes = len(json.load(handle)["extra"]["class_names"])
-    points = []
+    stolen_root = join(p.lake, "stolen", _name(target))
+    pool, cache = join(p.lake, "npdd-pool"), join(p.lake, "adaptive-cache")
     for budget in options.get("budgets", [2000, 5000, 10000]):
         for strategy in strategies:
             how, _, transforms = strategy.partition("+")
-            extra = [f"--max_queries={budget}", f"--strategy={how}", f"--num_classes={num_classes}",
-                     f"--adaptive_cache={cache}", *options.get("steal_options", [])]
+            extra = [f"--max_queries={budget}", f"--strategy={how}", f"--adaptive_cache={cache}",
+                     *options.get("steal_options", [])]
             if transforms:
                 extra += [f"--pool_transforms={options.get('pool_transforms', 'grayscale+contrast')}", f"--pool={pool}"]
-            stolen = e.steal(npdd, target, os.path.join(stolen_root, f"NPDD-SL.{strategy}@{budget}"), *extra)
-            run = e.train(os.path.join(runs, f"CC-{arch}-NPDD-SL.{strategy}@{budget}"), model,
-                          e.balance(stolen, per_class=max(1, budget // num_classes)))
-            scores = e.evaluate(run, target)
-            with open(os.path.join(stolen, "manifest.json")) as handle:
-                coverage = json.load(handle)["extra"]["coverage"]
-            points.append({"strategy": strategy, "budget": budget, "classes_seen": coverage["classes_seen"],
-                           "classes_never_seen": coverage["classes_never_seen"],
-                           "largest_class_share": coverage["largest_class_share"], "macro_f1": scores["macro_f1"],
-                           "copy_performance": scores.get("copy_performance"),
-                           "agreement": (scores.get("agreement") or {}).get("overall")})
-    return points
+            stolen = p.steal(npdd, target, join(stolen_root, f"NPDD-SL.{strategy}@{budget}"), *extra)
+            run = p.train(join(runs, f"CC-{arch}-NPDD-SL.{strategy}@{budget}"), model, p.balance(stolen, total=budget))
+            p.evaluate(run, target)
+            result.coverage.append({"strategy": strategy, "budget": budget, "stolen": stolen, "run": run})
 
 
-__all__ = ["EXPERIMENTS", "STRATEGIES", "load_config", "run_experiment"]
+def _read_json(path: str) -> dict:
+    from tfrecords_schema import fileio
+
+    return json.loads(fileio.read_text(path))
+
+
+def gather(result: Plan) -> dict:
+    """The experiment's numbers, read from the run folders once the plan has run."""
+    def scores(run):
+        return _read_json(join(run, "evaluation.json"))
+
+    out = {"runs": {_name(run): scores(run)["macro_f1"] for run in result.evaluated}, "robustness": None}
+    if result.robustness:
+        performances = []
+        for seed, target, copy_run in result.robustness:
+            target_f1, copy_f1 = scores(target)["macro_f1"], scores(copy_run)["macro_f1"]
+            performances.append({"seed": seed, "target_macro_f1": target_f1, "copycat_macro_f1": copy_f1,
+                                 "copy_performance": copy_f1 / target_f1 if target_f1 else None})
+        values = [p["copy_performance"] for p in performances if p["copy_performance"] is not None]
+        out["robustness"] = {"per_seed": performances,
+                             "copy_performance_mean": statistics.mean(values) if values else None,
+                             "copy_performance_std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    if result.coverage:
+        points = []
+        for point in result.coverage:
+            evaluation = scores(point["run"])
+            coverage = _read_json(join(point["stolen"], "manifest.json"))["extra"]["coverage"]
+            points.append({"strategy": point["strategy"], "budget": point["budget"],
+                           "classes_seen": coverage["classes_seen"], "classes_never_seen": coverage["classes_never_seen"],
+                           "largest_class_share": coverage["largest_class_share"], "macro_f1": evaluation["macro_f1"],
+                           "copy_performance": evaluation.get("copy_performance"),
+                           "agreement": (evaluation.get("agreement") or {}).get("overall")})
+        out["coverage"] = points
+    if len(result.replicates) > 1:
+        out["seeds"] = seed_statistics(result, scores)
+    out["report"] = join(result.report, "index.html")
+    return out
+
+
+def _mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values}
+
+
+def seed_statistics(result: Plan, scores) -> dict:
+    """Each NPDD copycat's copy performance and agreement over the seeds: mean ± std (sample std), per seed."""
+    per_name: dict[str, dict[str, list]] = {}
+    for seed, target, copies in result.replicates:
+        target_f1 = scores(target)["macro_f1"]
+        for run in copies:
+            evaluation = scores(run)
+            row = per_name.setdefault(_name(run), {"seeds": [], "copy_performance": [], "agreement": [],
+                                                   "copy_performance_95": []})
+            row["seeds"].append(seed)
+            row["copy_performance"].append(evaluation["macro_f1"] / target_f1 if target_f1 else 0.0)
+            row["agreement"].append((evaluation.get("agreement") or {}).get("overall"))
+            row["copy_performance_95"].append(evaluation.get("intervals_95", {}).get("copy_performance"))
+    return {name: {"seeds": row["seeds"], "copy_performance": _mean_std(row["copy_performance"]),
+                   "agreement": _mean_std([a for a in row["agreement"] if a is not None]),
+                   "copy_performance_95_per_seed": row["copy_performance_95"]}
+            for name, row in per_name.items()}
+
+
+def run_experiment(config: dict, output: str, prefix: str = "experiment") -> dict:
+    """Execute the plan of ``config`` under ``output`` (resuming finished steps) and write experiment.json."""
+    from copycat_tf.stage_output import claim_output
+    from tfrecords_schema import fileio
+
+    result = plan(config, output)
+    claim_output(result.out, "experiment", clear=False)
+    execute(result.calls, prefix=prefix)
+    results = gather(result)
+    fileio.write_text_atomically(join(result.out, "experiment.json"), json.dumps({"config": config, **results}, indent=2))
+    return results
+
+
+__all__ = ["EXPERIMENTS", "STRATEGIES", "Plan", "gather", "load_config", "plan", "run_experiment"]

@@ -135,3 +135,105 @@ def killed_while_held(label_of: Callable[[np.ndarray], int], request: int, argum
             release.set()
         assert process.returncode == -signal.SIGKILL
         yield server
+
+
+def http_response(status: int = 200, body: bytes | str | object = b"", reason: str = "OK",
+                  headers: dict | None = None) -> bytes:
+    """A whole raw HTTP/1.1 answer (``body`` that is not bytes or str is sent as JSON)."""
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Length: {len(body)}", "Connection: close",
+             *[f"{name}: {value}" for name, value in (headers or {}).items()]]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class RawServer:
+    """A hostile HTTP server on loopback: it answers each request with whatever bytes the test scripts.
+
+    ``respond(number, request)`` (1-based request number; ``request`` has ``method``, ``target``,
+    ``headers``, ``ids``) returns the raw bytes to send, or a list of ``(bytes, seconds to wait after)``
+    pieces (a slow drip). Everything received is recorded: ``requests`` (one dict each) and
+    ``received_ids`` (content ids of the images of each request).
+    """
+
+    def __init__(self, respond):
+        import socket
+
+        self.respond = respond
+        self.requests: list[dict] = []
+        self.received_ids: list[list[str]] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.url = f"{self.origin}/v1/models/target:predict"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def images_received(self) -> int:
+        return sum(len(ids) for ids in self.received_ids)
+
+    def _serve(self):
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                connection, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(connection,), daemon=True).start()
+
+    def _handle(self, connection):
+        with connection:
+            connection.settimeout(5)
+            reader = connection.makefile("rb")
+            try:
+                request_line = reader.readline().decode("latin-1").strip()
+                headers = {}
+                while (line := reader.readline().decode("latin-1").strip()):
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = reader.read(int(headers.get("content-length", 0) or 0))
+            except OSError:
+                return
+            method, _, rest = request_line.partition(" ")
+            ids = []
+            if body:
+                try:
+                    instances = json.loads(body)["instances"]
+                    ids = [content_id(np.asarray(PIL.Image.open(io.BytesIO(base64.b64decode(i["b64"]))).convert("RGB")))
+                           for i in instances]
+                except (ValueError, KeyError, TypeError):
+                    ids = []
+            request = {"method": method, "target": rest.rsplit(" ", 1)[0], "headers": headers, "ids": ids}
+            with self._lock:
+                self.requests.append(request)
+                self.received_ids.append(ids)
+                number = len(self.requests)
+            pieces = self.respond(number, request)
+            if isinstance(pieces, bytes):
+                pieces = [(pieces, 0.0)]
+            try:
+                for data, wait in pieces:
+                    if self._stop.is_set():
+                        return
+                    connection.sendall(data)
+                    if wait:
+                        time.sleep(wait)
+            except OSError:  # the client hung up (e.g. at its deadline)
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(2)

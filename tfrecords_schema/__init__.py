@@ -15,16 +15,25 @@ from tfrecords_schema.hashing import (
     to_unsigned64,
 )
 from tfrecords_schema.kinds import IMAGE, KINDS, LABELED_IMAGE, Field, RecordKind, kind_by_name
-from tfrecords_schema.lake import LakeFolder, open_folder
+from tfrecords_schema.lake import LakeFolder, check_folder_counts, open_folder
 from tfrecords_schema.manifest import MANIFEST_NAME, Manifest, input_entry, read_manifest, write_manifest
 from tfrecords_schema.records import VERSION_FEATURE, decode, encode, validate
-from tfrecords_schema.shards import list_shards, read_records, shard_filename, shard_for, write_shards
+from tfrecords_schema.shards import (
+    count_records,
+    iterate_shard,
+    list_shards,
+    read_records,
+    shard_filename,
+    shard_for,
+    write_shards,
+)
 from tfrecords_schema.version import SCHEMA_VERSION
 
 __all__ = [
     "IMAGE", "KINDS", "LABELED_IMAGE", "MANIFEST_NAME", "SCHEMA_VERSION", "VERSION_FEATURE",
     "Field", "LakeError", "LakeFolder", "Manifest", "ManifestError", "RecordKind", "SchemaError",
-    "SchemaVersionError", "content_id", "decode", "encode", "hamming64", "input_entry",
+    "SchemaVersionError", "check_folder_counts", "content_id", "count_records", "decode", "encode", "hamming64",
+    "input_entry", "iterate_shard",
     "kind_by_name", "list_shards", "open_folder", "phash_from_hex", "phash_to_hex", "read_manifest",
     "read_records", "shard_filename", "shard_for", "stable_bucket", "to_signed64", "to_unsigned64",
     "validate", "write_manifest", "write_shards",

@@ -22,6 +22,7 @@ import shutil
 import numpy as np
 
 from tfrecords_schema import IMAGE, LakeFolder
+from tfrecords_schema.errors import LakeError
 
 log = logging.getLogger("copycat.adaptive")
 
@@ -83,7 +84,7 @@ def _build(folder: LakeFolder, path: str, size: int, batch: int = 256) -> int:
         for batch_ids, batch_images, batch_pixels in dataset.as_numpy_iterator():
             n = len(batch_ids)
             if seen + n > total:
-                raise RuntimeError(f"{folder.path} holds more records than its manifest says ({total})")
+                raise LakeError(f"{folder.path} holds more records than its manifest says ({total})")
             thumbs[seen:seen + n] = batch_pixels
             for image_id, data in zip(batch_ids, batch_images):
                 ids.write(image_id.decode() + "\n")
@@ -93,7 +94,7 @@ def _build(folder: LakeFolder, path: str, size: int, batch: int = 256) -> int:
             if seen // 10_000 != (seen - n) // 10_000:
                 log.info("pool index: %d of %d images", seen, total)
     if seen != total:
-        raise RuntimeError(f"{folder.path} holds {seen} records, its manifest says {total}")
+        raise LakeError(f"{folder.path} holds {seen} records, its manifest says {total}")
     thumbs.flush()
     del thumbs
     np.save(os.path.join(path, "offsets.npy"), np.array(offsets, dtype=np.int64))

@@ -23,13 +23,23 @@ import logging
 import math
 import os
 import time
+import types
 
 import numpy as np
 
 from copycat_tf.adaptive import pool_index, selection
+from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 
 log = logging.getLogger("copycat.adaptive")
+
+
+ADAPTIVE_RULES = (  # the adaptive knobs as fields of StealLabelsConfig.adaptive
+    Rule("adaptive.rounds", "adaptive_rounds", 1, 10_000), Rule("adaptive.seed_fraction", "adaptive_seed_fraction", 0, 1, above=True),
+    Rule("adaptive.quota", "adaptive_quota", 1, optional=True), Rule("adaptive.explore", "adaptive_explore", 0, 1),
+    Rule("adaptive.input_size", "adaptive_input_size", 8, 512), Rule("adaptive.epochs", "adaptive_epochs", 1, 1000),
+    Rule("adaptive.max_train_per_class", "adaptive_max_train_per_class", 1),
+)
 
 
 @dataclasses.dataclass
@@ -43,16 +53,8 @@ class AdaptiveConfig:
     max_train_per_class: int = 2000  # the interim copycat's training set, per class at most
 
     def check(self) -> None:
-        if self.rounds < 1:
-            raise CopycatError(f"--adaptive_rounds={self.rounds} must be at least 1")
-        if not 0 < self.seed_fraction <= 1:
-            raise CopycatError(f"--adaptive_seed_fraction={self.seed_fraction} must be in (0, 1]")
-        if not 0 <= self.explore <= 1:
-            raise CopycatError(f"--adaptive_explore={self.explore} must be in [0, 1]")
-        if self.quota is not None and self.quota < 1:
-            raise CopycatError(f"--adaptive_quota={self.quota} must be at least 1")
-        if self.input_size < 8 or self.epochs < 1:
-            raise CopycatError("--adaptive_input_size must be 8 or more and --adaptive_epochs 1 or more")
+        """The same range checks as StealLabelsConfig.validate (ADAPTIVE_RULES), for callers of the rounds alone."""
+        check_rules(types.SimpleNamespace(adaptive=self), ADAPTIVE_RULES)
 
 
 class _Querier:
@@ -76,17 +78,17 @@ class _Querier:
         for start in range(0, len(positions), self.batch_size):
             batch = positions[start:start + self.batch_size]
             ids = [self.index.ids[p] for p in batch]
-            allowed = self.ledger.reserve(self.run_id, ids, self.max_queries, self.process_budget)
+            allowed = self.ledger.claim(self.run_id, ids, self.max_queries, self.process_budget)  # skips others' ids
             if allowed:
-                got = self.oracle.classify([self.index.image(p) for p in batch[:len(allowed)]])
+                position = dict(zip(ids, batch))
+                sent = [position[i] for i in allowed]
+                got = self.oracle.classify([self.index.image(p) for p in sent])  # answers are validated there
                 self.ledger.record(allowed, got)
-                if len(got) and (int(np.max(got)) >= self.num_classes or int(np.min(got)) < 0):
-                    raise CopycatError(f"the oracle answered class {int(np.max(got))}, but --num_classes is "
-                                       f"{self.num_classes}; rerun with the right --num_classes (answers so far are kept)")
-                self.labels[batch[:len(allowed)]] = np.asarray(got, dtype=np.int64)
+                self.labels[sent] = np.asarray(got, dtype=np.int64)
                 answered += len(allowed)
                 self.sent += len(allowed)
-            if len(allowed) < len(batch):
+            if self.sent >= self.process_budget or (len(allowed) < len(batch) and
+                                                    self.ledger.spent() >= self.max_queries):
                 self.exhausted = True
                 break
         return answered

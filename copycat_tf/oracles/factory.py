@@ -1,17 +1,56 @@
-"""Opening an oracle from ``--oracle=PATH_OR_URL`` and its options (a picklable spec for Beam workers)."""
+"""Opening an oracle from ``--oracle=PATH_OR_URL`` and its options (a picklable spec for Beam workers).
+
+A URL may carry credentials (``https://user:pass@host/...``, ``?api_key=...``). The spec keeps them
+out of sight: ``target`` is the scrubbed URL (``***`` for every secret), which is what manifests,
+logs, ``repr`` and ``dataclasses.asdict`` see; the URL as given travels in ``credentials``, a value
+that shows itself as ``***`` everywhere (str, repr, JSON via ``default=str``) and is only revealed to
+open the client. Prefer the API key in the environment (``--oracle_api_key_env``) all the same.
+"""
 
 import dataclasses
 
-from copycat_tf.oracles.base import Oracle, OracleError
+from copycat_tf.oracles.base import HIDDEN, Oracle, OracleError, scrub_url
 
 _MODEL_FILESYSTEMS = ("gs", "s3", "hdfs", "file")  # where TensorFlow can read a SavedModel from
+
+
+class Secret:
+    """A string that never shows itself (``***``); ``reveal()`` gives it back."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return HIDDEN
+
+    __str__ = __repr__
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __copy__(self):
+        return self
+
+    def __reduce__(self):  # pickled as is: a Beam worker needs it to reach the oracle
+        return (Secret, (self._value,))
 
 
 @dataclasses.dataclass(frozen=True)
 class OracleSpec:
     """Everything needed to open the same oracle again in another process."""
 
-    target: str  # SavedModel folder or http(s) URL
+    target: str  # SavedModel folder or http(s) URL (scrubbed: secrets read ***)
     output: str | None = None
     signature: str = "serving_default"
     value_range: str = "0-255"
@@ -23,6 +62,21 @@ class OracleSpec:
     queries_per_second: float | None = None
     api_key_env: str = "COPYCAT_ORACLE_API_KEY"
     verify_tls: bool = True
+    credentials: Secret | None = dataclasses.field(default=None, repr=False, compare=False)  # the URL as given
+
+    def __post_init__(self):
+        target = str(self.target)
+        shown = scrub_url(target)
+        if shown != target:  # the URL carries credentials: keep it hidden, show the scrubbed one
+            object.__setattr__(self, "credentials", Secret(target))
+            object.__setattr__(self, "target", shown)
+        elif not (isinstance(self.credentials, Secret) and scrub_url(self.credentials.reveal()) == target):
+            object.__setattr__(self, "credentials", None)  # none, or for another URL (e.g. "***" from a manifest)
+
+    @property
+    def url(self) -> str:
+        """The target as given, credentials included: only for opening the client."""
+        return self.credentials.reveal() if self.credentials else self.target
 
     @property
     def is_rest(self) -> bool:
@@ -35,7 +89,7 @@ def open_oracle(spec: OracleSpec) -> Oracle:
         from copycat_tf.oracles.rest import RestOracle
 
         return RestOracle(
-            spec.target, output=spec.output, timeout_s=spec.timeout_s, max_retries=spec.max_retries,
+            spec.url, output=spec.output, timeout_s=spec.timeout_s, max_retries=spec.max_retries,
             concurrency=spec.concurrency, queries_per_second=spec.queries_per_second,
             api_key_env=spec.api_key_env, verify_tls=spec.verify_tls, num_classes=spec.num_classes,
         )
@@ -45,7 +99,7 @@ def open_oracle(spec: OracleSpec) -> Oracle:
     from copycat_tf.oracles.saved_model import SavedModelOracle
 
     oracle = SavedModelOracle(
-        spec.target, signature=spec.signature, output=spec.output, value_range=spec.value_range,
+        spec.url, signature=spec.signature, output=spec.output, value_range=spec.value_range,
         input_size=spec.input_size,
     )
     if oracle.num_classes is None:

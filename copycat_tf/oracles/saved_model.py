@@ -6,6 +6,8 @@ Both input forms of the oracle contract are served:
     (or ``input_size`` when the model leaves it open), converts channels, and scales float inputs to
     ``value_range`` ("0-255", "0-1" or "-1-1").
 Outputs may be probabilities, logits or class ids; ``output`` picks one when there are several.
+Every answer is validated before anyone records it (copycat_tf.oracles.base.class_ids): NaN or
+infinite scores, class ids outside ``[0, num_classes)`` or a wrong count are an OracleError.
 
 Trust: a SavedModel's graph runs in this process with the user's rights (its ops can read and
 write files). Load only models you trust; put anyone else's behind the REST client or a sandbox.
@@ -13,12 +15,13 @@ write files). Load only models you trust; put anyone else's behind the REST clie
 
 import hashlib
 import os
+import threading
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from copycat_tf.oracles.base import Oracle, OracleError, top1
+from copycat_tf.oracles.base import Oracle, OracleError, batch_name, class_ids, scrub_url
 
 VALUE_RANGES = {"0-255": (0.0, 255.0), "0-1": (0.0, 1.0), "-1-1": (-1.0, 1.0)}
 _PREFERRED_OUTPUTS = ("class_id", "classes", "probabilities", "probs", "logits", "predictions", "scores")
@@ -68,14 +71,17 @@ class SavedModelOracle(Oracle):
         self._function = self._loaded.signatures[signature]
         self._input_name, spec = self._single_input(path)
         self._output = self._pick_output(path, output)
-        self.num_classes = self._classes_from_output()
+        self.num_classes = self._model_classes = self._classes_from_output()
         self._value_range = VALUE_RANGES[value_range]
         self._bytes_input = spec.dtype == tf.string
         if not self._bytes_input:
             self._prepare = self._tensor_preparer(path, spec, input_size)
         self.fingerprint = f"savedmodel:{model_hash(path)}:{signature}:{self._output}"
+        self._shown = scrub_url(path)
+        self._batches = 0
+        self._count_lock = threading.Lock()
         self._description = {
-            "kind": "savedmodel", "path": path, "signature": signature, "output": self._output,
+            "kind": "savedmodel", "path": self._shown, "signature": signature, "output": self._output,
             "input": "encoded images" if self._bytes_input else f"{spec.dtype.name} {spec.shape}",
             "value_range": value_range,
         }
@@ -146,10 +152,16 @@ class SavedModelOracle(Oracle):
     def classify(self, images: Sequence[bytes]) -> np.ndarray:
         if not len(images):
             return np.zeros([0], np.int64)
+        with self._count_lock:
+            self._batches += 1
+            number = self._batches
+        where = batch_name(f"oracle {self._shown}", number, len(images))
         batch = tf.constant(list(images), dtype=tf.string)
         inputs = batch if self._bytes_input else self._prepare(batch)
         outputs = self._function(**{self._input_name: inputs})[self._output]
-        return top1(outputs.numpy())
+        source = "the width of its score output" if self.num_classes == self._model_classes else "--num_classes"
+        labels, _ = class_ids(outputs.numpy(), len(images), self.num_classes, where, source)
+        return labels
 
     def describe(self) -> dict:
         return {**super().describe(), **self._description}

@@ -34,11 +34,12 @@ _TFDS = {
         "odd": TfdsSource("ucf101", "train", keep_half=0), "pdd": TfdsSource("ucf101", "train", keep_half=1),
         "tdd": TfdsSource("ucf101", "test")}),
 }
-_FOLDERS = {
+_FOLDERS = {  # image-folder problems under --data_dir/NAME
     "FER7": "facial expressions, 7 classes (e.g. angry, disgust, fear, happy, neutral, sad, surprise)",
     "PED2": "pedestrian or not, 2 classes",
     "SIG30": "traffic signs, 30 classes",
 }
+FOLDER_PROBLEMS = tuple(_FOLDERS)
 NAMES = ("digits", *_TFDS, *_FOLDERS, "folder:PATH", "tfds:NAME")
 
 

@@ -12,8 +12,10 @@ import os
 
 import numpy as np
 
+from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.relevance import explain, similarity
+from copycat_tf.stage_output import claim_output
 
 GROUPS = ("correct-correct", "correct-wrong", "wrong-correct")
 log = logging.getLogger("copycat.relevance")
@@ -28,6 +30,12 @@ class RelevanceConfig:
     method: str = "lrp-composite"
     count: int = 4
     max_images: int = 500
+
+    RULES = (Rule("count", "count", 1, 10_000), Rule("max_images", "max_images", 1, 10_000_000))
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
 
 
 def load_keras_model(path: str):
@@ -81,6 +89,8 @@ def _grid(path: str, title: str, images, columns: list[tuple[str, np.ndarray]], 
 
 
 def relevance_figures(config: RelevanceConfig) -> dict:
+    config.validate()
+    claim_output(config.output, "relevance", [("--images", config.images)], clear=False)
     if not config.copycats:
         raise CopycatError("give at least one --copycat")
     target = load_keras_model(config.target)

@@ -5,9 +5,11 @@ import html
 import logging
 import os
 
+from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.report import figures, tables
 from copycat_tf.report.runs import Run, find_runs, from_npdd, stolen_folders
+from copycat_tf.stage_output import claim_output
 
 log = logging.getLogger("copycat.report")
 
@@ -20,6 +22,13 @@ class ReportConfig:
     price_per_1000: float = 1.0  # query price when the stealing run did not record one (Azure's, in the paper)
     tsne_samples: int = 300
     seed: int = 0
+
+    RULES = (Rule("label_cost_per_image", "label_cost_per_image", 0), Rule("price_per_1000", "price_per_1000", 0),
+             Rule("tsne_samples", "tsne_samples", 0, 1_000_000), Rule("seed", "seed", 0))
+
+    def validate(self) -> None:
+        """Refuse out-of-range numbers (one line naming the flag) before any work."""
+        check_rules(self, self.RULES)
 
 
 def _tsne_inputs(runs: list[Run]):
@@ -34,6 +43,8 @@ def _tsne_inputs(runs: list[Run]):
 
 
 def build_report(config: ReportConfig) -> dict:
+    config.validate()
+    claim_output(config.output, "report", clear=False)
     runs = find_runs(config.runs)
     if not runs:
         raise CopycatError(f"no run folders (named like BL-VGG-ODD-OL or CC-VGG-NPDD-SL) under {', '.join(config.runs)}")

@@ -3,13 +3,38 @@ rotate, scale, shear and translate, as Keras preprocessing layers on 0..255 pixe
 
 ``--augment`` takes ``none``, ``paper`` (all ten) or a comma-separated list of the names, e.g.
 ``intensity,contrast,rotate,shear`` for digits, which a horizontal flip would turn into other symbols.
+
+The random draws hold no state: a batch's transformations are a function of ``--seed``, the batch's
+training step and the operation, so the same seed gives the same augmented batches run after run,
+in any order the input pipeline computes them (in parallel, too), and a resumed run continues with
+the batches an uninterrupted run would have seen.
 """
 
 import keras
+import tensorflow as tf
 
 from copycat_tf.errors import CopycatError
 
 RANGE = (0.0, 255.0)
+
+
+class _KeyedSeeds(keras.random.SeedGenerator):
+    """The seeds of one operation on one batch, without state: the n-th draw is ``fold_in(key, n)``.
+
+    Keras' random preprocessing layers take a SeedGenerator as ``seed`` and call ``next()`` once per
+    random draw (a zoom draws its height and its width); a keyed generator makes those draws a pure
+    function of the key. It holds no variable, so it may be made inside a tf.data function.
+    """
+
+    def __init__(self, key):  # deliberately not SeedGenerator.__init__, which makes a state variable
+        self.name = "keyed_seeds"
+        self._key = key
+        self._draws = 0
+
+    def next(self, ordered=True):
+        seed = tf.random.experimental.stateless_fold_in(self._key, self._draws)
+        self._draws += 1  # counts draws while the function is traced: each draw gets its own constant
+        return seed
 
 
 class PixelNoise(keras.layers.Layer):
@@ -21,41 +46,75 @@ class PixelNoise(keras.layers.Layer):
         self.seed = seed
         self._generator = keras.random.SeedGenerator(seed)
 
+    def get_random_transformation(self, images, training=True, seed=None):
+        return keras.random.normal(keras.ops.shape(images), stddev=self.stddev, seed=seed or self._generator)
+
+    def transform_images(self, images, transformation, training=True):
+        return keras.ops.clip(keras.ops.cast(images, self.compute_dtype) + transformation, *RANGE) if training else images
+
     def call(self, images, training=False):
         if not training:
             return images
-        noise = keras.random.normal(keras.ops.shape(images), stddev=self.stddev, seed=self._generator)
-        return keras.ops.clip(images + noise, *RANGE)
+        return self.transform_images(images, self.get_random_transformation(images), training=True)
 
     def get_config(self):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
 
 
 def _layers(seed: int) -> dict:
+    # float32 whatever the global policy: under mixed precision the pixels stay exact until the model casts them
+    common = {"seed": seed, "dtype": "float32"}
     return {
-        "intensity": lambda: keras.layers.RandomBrightness(0.15, value_range=RANGE, seed=seed),
-        "contrast": lambda: keras.layers.RandomContrast(0.2, value_range=RANGE, seed=seed),
-        "crop": lambda: keras.layers.RandomZoom((-0.15, 0.0), fill_mode="reflect", seed=seed),
-        "flip": lambda: keras.layers.RandomFlip("horizontal", seed=seed),
-        "blur": lambda: keras.layers.RandomGaussianBlur(0.5, kernel_size=3, sigma=1.0, value_range=RANGE, seed=seed),
-        "noise": lambda: PixelNoise(4.0, seed=seed),
-        "rotate": lambda: keras.layers.RandomRotation(0.04, fill_mode="reflect", seed=seed),
-        "scale": lambda: keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed),
-        "shear": lambda: keras.layers.RandomShear(0.1, 0.1, fill_mode="reflect", seed=seed),
-        "translate": lambda: keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed),
+        "intensity": lambda: keras.layers.RandomBrightness(0.15, value_range=RANGE, **common),
+        "contrast": lambda: keras.layers.RandomContrast(0.2, value_range=RANGE, **common),
+        "crop": lambda: keras.layers.RandomZoom((-0.15, 0.0), fill_mode="reflect", **common),
+        "flip": lambda: keras.layers.RandomFlip("horizontal", **common),
+        "blur": lambda: keras.layers.RandomGaussianBlur(0.5, kernel_size=3, sigma=1.0, value_range=RANGE, **common),
+        "noise": lambda: PixelNoise(4.0, **common),
+        "rotate": lambda: keras.layers.RandomRotation(0.04, fill_mode="reflect", **common),
+        "scale": lambda: keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", **common),
+        "shear": lambda: keras.layers.RandomShear(0.1, 0.1, fill_mode="reflect", **common),
+        "translate": lambda: keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", **common),
     }
 
 
 OPERATIONS = tuple(_layers(0))
 
 
-def build_augmentation(spec: str, seed: int = 0):
-    """A Keras layer stack for ``spec``, or None for ``none``."""
+def parse_augmentation(spec: str) -> list[str]:
+    """The operation names of an ``--augment`` value ([] for none); unknown names raise CopycatError."""
     if spec in ("", "none"):
-        return None
+        return []
     names = list(OPERATIONS) if spec == "paper" else [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in OPERATIONS]
-    if unknown:
-        raise CopycatError(f"--augment: unknown operation(s) {', '.join(unknown)}; use none, paper or some of {', '.join(OPERATIONS)}")
-    layers = _layers(seed)
-    return keras.Sequential([layers[name]() for name in names], name="augment")
+    if unknown or not names:
+        raise CopycatError(f"--augment={spec}: unknown operation(s) {', '.join(unknown) or '(none given)'}; "
+                           f"use none, paper or some of {', '.join(OPERATIONS)}")
+    return names
+
+
+class Augmentation:
+    """``augmentation(images, step)``: a batch of 0..255 pixels transformed by each operation in turn,
+    with random parameters drawn per image from (seed, step, operation) alone."""
+
+    def __init__(self, names: list[str], seed: int = 0):
+        layers = _layers(seed)
+        self.names = list(names)
+        self.layers = [layers[name]() for name in names]
+        self.seed = seed
+
+    def __call__(self, images, step):
+        key = tf.random.experimental.stateless_fold_in(tf.constant([self.seed, 0], tf.int64), tf.cast(step, tf.int64))
+        images = tf.cast(images, tf.float32)
+        shape = images.shape
+        for index, layer in enumerate(self.layers):
+            seeds = _KeyedSeeds(tf.random.experimental.stateless_fold_in(key, index))
+            transformation = layer.get_random_transformation(images, training=True, seed=seeds)
+            images = layer.transform_images(images, transformation, training=True)
+        return tf.ensure_shape(tf.cast(images, tf.float32), shape)
+
+
+def build_augmentation(spec: str, seed: int = 0) -> Augmentation | None:
+    """The augmentation for ``spec``, or None for ``none``."""
+    names = parse_augmentation(spec)
+    return Augmentation(names, seed) if names else None

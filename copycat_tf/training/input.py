@@ -2,27 +2,57 @@
 
 Images come out as float32 RGB pixels in 0..255 at ``input_size`` x ``input_size`` (the models
 rescale them), labels as int64 class ids.
+
+Before a folder is used, its shards are counted once (a fast pass that verifies every record's
+checksums without parsing; shards in parallel) and the counts are checked against the folder's
+manifest, so a truncated, emptied, bit-flipped, stray or missing shard stops training with one
+LakeError naming the shard instead of a DataLossError mid-epoch or a wrong number of steps.
 """
 
+import concurrent.futures
 import math
+import threading
 
 import tensorflow as tf
 
-from tfrecords_schema import LABELED_IMAGE, LakeFolder
+from tfrecords_schema import LABELED_IMAGE, LakeFolder, check_folder_counts, count_records
 from tfrecords_schema.tfdata import parse_function
 
 AUTOTUNE = tf.data.AUTOTUNE
+SHUFFLE_BLOCK = 4096  # training records are shuffled within blocks of this many (as a shuffle buffer would)
+
+
+_COUNTED: dict[tuple[str, int, int], int] = {}  # (shard, size, mtime) → records, so a folder is counted once
+_COUNTED_LOCK = threading.Lock()
+
+
+def _count_shard(path: str) -> int:
+    stat = tf.io.gfile.stat(path)
+    key = (path, stat.length, stat.mtime_nsec)
+    with _COUNTED_LOCK:
+        if key in _COUNTED:
+            return _COUNTED[key]
+    count = count_records(path)
+    with _COUNTED_LOCK:
+        _COUNTED[key] = count
+    return count
+
+
+def shard_record_counts(folder: LakeFolder) -> list[int]:
+    """Records in each shard of ``folder``, counted from the files and checked against its manifest."""
+    paths = list(folder.shards)
+    if not paths:
+        counts = []
+    else:
+        with concurrent.futures.ThreadPoolExecutor(min(8, len(paths))) as pool:
+            counts = list(pool.map(_count_shard, paths))
+    check_folder_counts(folder, counts)
+    return counts
 
 
 def record_count(folder: LakeFolder) -> int:
-    """Records in a folder, from its manifest (shard lengths where written, else its counts)."""
-    extra, counts = folder.manifest.extra, folder.manifest.counts
-    if "shard_lengths" in extra:
-        return int(sum(extra["shard_lengths"]))
-    for key in ("records", "kept", "labeled"):
-        if key in counts:
-            return int(counts[key])
-    return sum(1 for path in folder.shards for _ in tf.data.TFRecordDataset(path))
+    """Records in a folder: counted from its shards, and refused (LakeError) where the manifest says otherwise."""
+    return sum(shard_record_counts(folder))
 
 
 def decode_resize(input_size: int):
@@ -38,25 +68,44 @@ def decode_resize(input_size: int):
 
 
 def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, training: bool, seed: int = 0,
-                 augment=None, deterministic: bool = False) -> tf.data.Dataset:
+                 augment=None, deterministic: bool = False, start_step: int = 0,
+                 records: int | None = None) -> tf.data.Dataset:
     """Batches of (images, labels); for training shuffled, repeated forever, full batches only.
 
     Training input is read in whatever order the parallel readers finish (faster) unless
-    ``deterministic``: then the same seed gives the same batches, run after run.
+    ``deterministic``: then the batches are a function of ``seed`` alone. Epoch e reads the shards and
+    shuffles the records in an order drawn from (seed, e), so the batches from ``start_step`` on (a
+    resumed run) are those an uninterrupted run reads there; getting there reads, without decoding,
+    at most one epoch of records. ``augment(images, step)`` draws its randomness from the step.
     """
     ordered = deterministic or not training
+    for folder in folders:  # counted once per process; a damaged folder stops here, not mid-epoch
+        shard_record_counts(folder)
     shards = [path for folder in folders for path in folder.shards]
-    dataset = tf.data.Dataset.from_tensor_slices(shards)
-    if training:
-        dataset = dataset.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(shards), 8),
-                                 num_parallel_calls=AUTOTUNE, deterministic=ordered)
-    if training:
-        dataset = dataset.shuffle(4096, seed=seed, reshuffle_each_iteration=True).repeat()
+    files = tf.data.Dataset.from_tensor_slices(shards)
+    if not training:
+        dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(shards), 8),
+                                   num_parallel_calls=AUTOTUNE, deterministic=True)
+    else:
+        records = records if records is not None else sum(record_count(folder) for folder in folders)
+        first_epoch, skip = divmod(start_step * batch_size, max(1, records))
+
+        def epoch(index):  # stateless: the shard order and the shuffle of each block of records come from the key
+            key = tf.stack([tf.constant(seed, tf.int64), index])
+            order = tf.random.experimental.stateless_shuffle(tf.constant(shards), seed=key)
+            stream = tf.data.Dataset.from_tensor_slices(order).interleave(
+                tf.data.TFRecordDataset, cycle_length=min(len(shards), 8), num_parallel_calls=AUTOTUNE,
+                deterministic=ordered)
+            return stream.batch(SHUFFLE_BLOCK).enumerate().map(
+                lambda block, serialized: tf.random.experimental.stateless_shuffle(
+                    serialized, seed=tf.random.experimental.stateless_fold_in(key, block))).unbatch()
+
+        dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch).skip(skip)
     dataset = dataset.map(decode_resize(input_size), num_parallel_calls=AUTOTUNE, deterministic=ordered)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if augment is not None:
-        dataset = dataset.map(lambda images, labels: (augment(images, training=True), labels), num_parallel_calls=AUTOTUNE)
+        dataset = dataset.enumerate(start_step).map(lambda step, batch: (augment(batch[0], step), batch[1]),
+                                                    num_parallel_calls=AUTOTUNE, deterministic=ordered)
     return dataset.prefetch(AUTOTUNE)
 
 

@@ -2,10 +2,17 @@
 
 The paper's recipe: SGD with momentum 0.9 and weight decay 5e-4, the learning rate divided by 10 at
 1/3 and 2/3 of the steps, sparse cross-entropy on hard labels. Training runs in chunks of
-``checkpoint_every`` steps (default: one epoch); after each chunk the model and optimizer state go to
-``OUTPUT/checkpoints``, so a killed run restarted with the same flags resumes from the last chunk and
-ends at the same total step count. Outputs: ``checkpoints/``, ``tensorboard/``, ``model.keras``
-(the layers, for analysis), ``export/`` (a SavedModel that is itself an oracle) and ``metrics.json``.
+``checkpoint_every`` steps (default: one epoch); after each chunk the model, optimizer and dropout
+generator states go to ``OUTPUT/checkpoints``, so a killed run restarted with the same flags resumes
+from the last chunk and ends at the same total step count. Outputs: ``run_options.json`` (written
+first: the options that define the run, so a rerun with other data or options is refused instead of
+resumed), ``checkpoints/``, ``tensorboard/``, ``model.keras`` (the layers, for analysis), ``export/``
+(a SavedModel that is itself an oracle) and ``metrics.json`` (written last: the run is finished).
+
+Repeatable (issue #14): with ``deterministic`` (the default) the same options give the same weights,
+predictions and metrics on the same hardware and software, also across a kill and resume: the seed
+goes to Python, NumPy, TensorFlow and Keras, TensorFlow's op determinism is on while training, the
+input order is a function of (seed, epoch) and the augmentation of (seed, step).
 """
 
 import dataclasses
@@ -19,15 +26,20 @@ import time
 import keras
 import tensorflow as tf
 
+from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.export import export_classifier
-from copycat_tf.models import build_model, load_imagenet_convolutions
-from copycat_tf.training.augment import build_augmentation
+from copycat_tf.models import MODELS, build_model, load_imagenet_convolutions
+from copycat_tf.stage_output import MARKER, claim_output, normalized
+from copycat_tf.training.augment import build_augmentation, parse_augmentation
 from copycat_tf.training.input import lake_dataset, record_count, steps_per_epoch
-from copycat_tf.training.strategy import choose_strategy, is_chief
+from copycat_tf.training.strategy import CHOICES, choose_strategy, is_chief
 from tfrecords_schema import LABELED_IMAGE, fileio, open_folder
 
 log = logging.getLogger("copycat.train")
+
+RUN_OPTIONS = "run_options.json"
+MAX_SEED = 2**32 - 1  # NumPy's seed range, which keras.utils.set_random_seed passes the seed to
 
 
 @dataclasses.dataclass
@@ -50,8 +62,42 @@ class TrainConfig:
     width: float = 1.0
     dropout: float = 0.5
     checkpoint_every: int = 0  # steps per chunk; 0: one epoch
-    deterministic_input: bool = False  # same batches for the same seed (slower input)
+    deterministic: bool = True  # the same seed gives the same numbers (op determinism, ordered input; slower)
     verbose: int = 1
+
+    RULES = (
+        Rule("input_size", "input_size", 32, 1024), Rule("epochs", "epochs", 1, 100_000),
+        Rule("batch_size", "batch_size", 1, 65_536), Rule("lr", "lr", 0, 10, above=True),
+        Rule("momentum", "momentum", 0, 0.999), Rule("weight_decay", "weight_decay", 0, 1),
+        Rule("seed", "seed", 0, MAX_SEED), Rule("width", "width", 0, 4, above=True), Rule("dropout", "dropout", 0, 0.99),
+        Rule("checkpoint_every", "checkpoint_every", 0, 10**9), Rule("verbose", "verbose", 0, 2),
+    )
+    WHOLE_NUMBERS = ("input_size", "epochs", "batch_size", "seed", "checkpoint_every", "verbose")
+
+    def validate(self) -> None:
+        """Refuse a bad option (one line naming the flag, the value and what is allowed) before any work."""
+        if not self.train or not all(isinstance(path, str) and path for path in self.train):
+            raise CopycatError(f"--train={self.train}: give one or more lake folders of labeled images")
+        if not self.output:
+            raise CopycatError("--output is required: the run folder to write")
+        if self.model not in MODELS:
+            raise CopycatError(f"--model={self.model!r} is unknown; known models: {', '.join(MODELS)}")
+        if self.strategy not in CHOICES:
+            raise CopycatError(f"--strategy={self.strategy!r} is unknown; use one of {', '.join(CHOICES)}")
+        parse_augmentation(self.augment)
+        for name in self.WHOLE_NUMBERS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise CopycatError(f"--{name}={value} is out of range: use a whole number")
+        check_rules(self, self.RULES)
+
+
+# The options that decide what a run computes: a run folder resumes only with the same ones. Not among
+# them: --output, --strategy (a run may resume on other hardware), --deterministic and --verbose.
+DEFINING = ("model", "train", "val", "init", "input_size", "width", "dropout", "epochs", "batch_size", "lr", "momentum",
+            "weight_decay", "checkpoint_every", "augment", "seed", "mixed_precision")
+DATA_WORDS = {"train_records": "images in --train", "num_classes": "classes in --train",
+              "class_names": "class names in --train"}
 
 
 def paper_schedule(lr: float, total_steps: int):
@@ -107,34 +153,162 @@ class _SaveCheckpoint(keras.callbacks.Callback):
         self._manager.save(checkpoint_number=_step(self._optimizer))
 
 
+def _run_options(config: TrainConfig, records: int, num_classes: int, class_names: list[str]) -> dict:
+    """What this run computes, comparable across reruns: paths made absolute, --augment spelled out."""
+    options = {name: getattr(config, name) for name in DEFINING}
+    options["train"] = [normalized(path) for path in config.train]
+    options["val"] = normalized(config.val) if config.val else None
+    options["init"] = normalized(config.init) if config.init and config.init != "imagenet" else config.init or None
+    options["augment"] = ",".join(parse_augmentation(config.augment)) or "none"
+    return {**options, "train_records": records, "num_classes": num_classes, "class_names": class_names}
+
+
+def _legacy_options(metrics: dict) -> dict:
+    """The options recorded in metrics.json by a copycat-train that wrote no run_options.json."""
+    old = dict(metrics.get("options") or {})
+    if old.get("train"):
+        old["train"] = [normalized(path) for path in old["train"]]
+    for name in ("val", "init"):
+        if old.get(name) and old[name] != "imagenet":
+            old[name] = normalized(old[name])
+    if "augment" in old:
+        try:
+            old["augment"] = ",".join(parse_augmentation(old["augment"])) or "none"
+        except CopycatError:
+            pass
+    old = {name: value for name, value in old.items() if name in DEFINING}
+    return {**old, **{name: metrics[name] for name in DATA_WORDS if name in metrics}}
+
+
+def _shown(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "(none)" if value is None else str(value)
+
+
+def _read_json(path: str) -> dict | None:
+    if not fileio.exists(path):
+        return None
+    try:
+        data = json.loads(fileio.read_text(path))
+    except ValueError:
+        raise CopycatError(f"{path} is not valid JSON; it was not written by copycat-train, or was cut short: "
+                           "give a new --output") from None
+    return data if isinstance(data, dict) else None
+
+
+def _check_run_folder(config: TrainConfig, options: dict) -> tuple[dict | None, dict | None]:
+    """Refuse a run folder made with other options; returns (recorded options, its metrics if finished)."""
+    output = config.output
+    recorded = _read_json(fileio.join(output, RUN_OPTIONS))
+    metrics = _read_json(fileio.join(output, "metrics.json"))
+    if recorded is not None:
+        recorded = recorded.get("options") or {}
+    elif metrics is not None and not fileio.exists(fileio.join(output, MARKER)):
+        recorded = _legacy_options(metrics)  # a run folder written before run_options.json existed
+    if recorded is None:
+        return None, None
+    differ = [name for name in options if name in recorded and recorded[name] != options[name]]
+    trained = metrics is not None or bool(fileio.glob(fileio.join(output, "checkpoints", "ckpt-*.index")))
+    if differ and trained:
+        shown = "; ".join(f"{DATA_WORDS.get(name, '--' + name)}: {_shown(recorded[name])} there, {_shown(options[name])} now"
+                          for name in differ)
+        raise CopycatError(f"--output={output} holds a copycat-train run made with other options ({shown}); "
+                           "resume it with the same options, or train into a new --output "
+                           f"(--init={output} starts from its weights)")
+    if differ:
+        log.info("%s: replacing the options of a run that never saved a checkpoint (%s)", output, ", ".join(differ))
+        return None, None
+    finished = metrics is not None and all(fileio.exists(fileio.join(output, name))
+                                           for name in ("model.keras", "export/saved_model.pb"))
+    return recorded, (metrics if finished else None)
+
+
+def _random_states(model: keras.Model) -> list:
+    """The layers' random generator states (dropout), which tf.train.Checkpoint does not find by itself:
+    saved with the weights so that a resumed run draws the dropout masks an uninterrupted one draws."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def _set_op_determinism(enabled: bool) -> bool:
+    """Turn TensorFlow's op determinism on or off; returns whether it was on. TF's public API can only turn it
+    on, so this uses its internal switch, and where that is missing leaves determinism on once enabled."""
+    try:
+        from tensorflow.python.framework import config as tf_config
+
+        was = bool(tf_config.is_op_determinism_enabled())
+        (tf_config.enable_op_determinism if enabled else tf_config.disable_op_determinism)()
+        return was
+    except (ImportError, AttributeError):
+        if enabled:
+            tf.config.experimental.enable_op_determinism()
+        return True
+
+
 def train(config: TrainConfig) -> dict:
-    """Train, export and return the metrics written to ``OUTPUT/metrics.json``."""
-    keras.utils.set_random_seed(config.seed)
+    """Train, export and return the metrics written to ``OUTPUT/metrics.json``.
+
+    Deterministic (``config.deterministic``, the default): on the same hardware and software the same
+    options give the same weights, predictions and metrics, also when the run was killed and resumed.
+    """
+    config.validate()
     folders = [open_folder(path, LABELED_IMAGE) for path in config.train]
     num_classes, class_names = _classes(folders)
     records = sum(record_count(f) for f in folders)
     if records == 0:
         raise CopycatError(f"--train={','.join(config.train)} holds no images")
     per_epoch = steps_per_epoch(records, config.batch_size)
+    planned = config.epochs * per_epoch
+    if config.checkpoint_every > planned:
+        raise CopycatError(f"--checkpoint_every={config.checkpoint_every} is out of range: this run has {planned} steps "
+                           f"({config.epochs} epochs of {per_epoch}); use 0 (once per epoch) or 1 to {planned}")
     chunk = config.checkpoint_every or per_epoch
-    chunks = math.ceil(config.epochs * per_epoch / chunk)
+    chunks = math.ceil(planned / chunk)
     total_steps = chunks * chunk
+    options = _run_options(config, records, num_classes, class_names)
+    recorded, finished = _check_run_folder(config, options)
+    if finished is not None:
+        log.info("%s: already trained with these options (%s steps); nothing to do", config.output, finished.get("steps"))
+        return finished
+
     strategy = choose_strategy(config.strategy)
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16")
     chief = is_chief(strategy)
+    if chief:
+        inputs = [("--train", path) for path in config.train] + [("--val", config.val)]
+        if config.init and config.init != "imagenet":
+            inputs.append(("--init", config.init))
+        claim_output(config.output, "train", inputs, clear=False)
+        if recorded != options:
+            fileio.write_text_atomically(fileio.join(config.output, RUN_OPTIONS),
+                                         json.dumps({"stage": "train", "options": options}, indent=2))
     work_dir = config.output if chief else tempfile.mkdtemp(prefix="copycat-worker-")
     fileio.makedirs(work_dir)
+    policy = keras.mixed_precision.global_policy()
+    determinism = _set_op_determinism(True) if config.deterministic else None
+    try:
+        keras.utils.set_random_seed(config.seed)
+        if config.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16" if tf.config.list_logical_devices("GPU")
+                                                    else "mixed_bfloat16")
+        return _train(config, folders, records, num_classes, class_names, chunk, chunks, total_steps, strategy, chief,
+                      work_dir)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+        if determinism is False:
+            _set_op_determinism(False)  # as the caller had it
+
+
+def _train(config: TrainConfig, folders, records: int, num_classes: int, class_names: list[str], chunk: int,
+           chunks: int, total_steps: int, strategy, chief: bool, work_dir: str) -> dict:
     log.info("training %s on %d images (%d classes), %d steps of %d in %d replicas (%s)", config.model, records,
              num_classes, total_steps, config.batch_size, strategy.num_replicas_in_sync, type(strategy).__name__)
-
     with strategy.scope():
         model = build_model(config.model, num_classes, config.input_size, width=config.width, dropout=config.dropout)
         optimizer = keras.optimizers.SGD(learning_rate=paper_schedule(config.lr, total_steps), momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         optimizer.build(model.trainable_variables)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, random_states=_random_states(model))
         manager = tf.train.CheckpointManager(checkpoint, fileio.join(work_dir, "checkpoints"), max_to_keep=2)
         if manager.latest_checkpoint:
             checkpoint.restore(manager.latest_checkpoint).expect_partial()
@@ -144,9 +318,11 @@ def train(config: TrainConfig) -> dict:
     done = _step(optimizer)
     initial_chunk = done // chunk
 
+    # The input is a function of the seed and the step: shuffled per epoch from (seed, epoch), augmented
+    # from (seed, step), so a resumed run reads from step `done` on what an uninterrupted run reads there.
     augment = build_augmentation(config.augment, config.seed)
-    train_data = lake_dataset(folders, config.input_size, config.batch_size, training=True, seed=config.seed + done,
-                              augment=augment, deterministic=config.deterministic_input)
+    train_data = lake_dataset(folders, config.input_size, config.batch_size, training=True, seed=config.seed,
+                              augment=augment, deterministic=config.deterministic, start_step=done, records=records)
     val_data = None
     if config.val:
         val_data = lake_dataset([open_folder(config.val, LABELED_IMAGE)], config.input_size, config.batch_size, training=False)
@@ -173,5 +349,4 @@ def train(config: TrainConfig) -> dict:
         model.save(fileio.join(config.output, "model.keras"))
         export_classifier(model, fileio.join(config.output, "export"))
         fileio.write_text_atomically(fileio.join(config.output, "metrics.json"), json.dumps(metrics, indent=2))
-    keras.mixed_precision.set_global_policy("float32")
     return metrics

@@ -97,6 +97,12 @@ def test_the_pool_never_overwrites_another_stages_folder(tmp_path):
     images = str(tmp_path / "npdd")
     write_shards(images, IMAGE, [image_record(i, 16, 16) for i in range(3)], num_shards=1)
     write_manifest(images, Manifest(stage="build_npdd", record_kind="image", counts={"kept": 3}))
-    with pytest.raises(CopycatError, match="holds a build_npdd folder, not a pool"):
+    with pytest.raises(CopycatError, match="overlaps the input --images"):
         run(PoolConfig(images=images, output=images, variants=["invert"]))
+    other = str(tmp_path / "other_npdd")
+    write_shards(other, IMAGE, [image_record(i, 16, 16) for i in range(2)], num_shards=1)
+    write_manifest(other, Manifest(stage="build_npdd", record_kind="image", counts={"kept": 2}))
+    with pytest.raises(CopycatError, match="holds an output of build_npdd"):
+        run(PoolConfig(images=images, output=other, variants=["invert"]))
     assert len(list(read_records(images, IMAGE))) == 3
+    assert len(list(read_records(other, IMAGE))) == 2

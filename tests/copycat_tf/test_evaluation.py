@@ -14,7 +14,7 @@ from sklearn import metrics as sk
 from copycat_tf.evaluation import EvaluateConfig, evaluate
 from copycat_tf.export import export_classifier
 from copycat_tf.oracles import OracleSpec, open_oracle
-from tests.copycat_tf.training.test_train import _folder
+from tests.copycat_tf.training.digits import digits_folder as _folder
 from tfrecords_schema import LABELED_IMAGE, read_records
 
 

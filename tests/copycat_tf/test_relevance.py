@@ -63,7 +63,7 @@ def test_figures_and_similarity_report(tmp_path):
     import PIL.Image
 
     from copycat_tf.relevance.figures import GROUPS, RelevanceConfig, relevance_figures
-    from tests.copycat_tf.training.test_train import _folder
+    from tests.copycat_tf.training.digits import digits_folder as _folder
 
     keras.utils.set_random_seed(0)
     target = build_model("alexnet_bn", 10, 32, width=1 / 8)

@@ -105,3 +105,34 @@ def test_not_a_saved_model(tmp_path):
 def test_not_a_url_nor_folder():
     with pytest.raises(OracleError, match="neither a SavedModel folder nor an http"):
         open_oracle(OracleSpec("ftp://example/model"))
+
+
+def _save_constant_oracle(path: str, probabilities, class_id=None) -> str:
+    """tf.string [N] → the same probabilities (and class id) for every image."""
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve(image_bytes):
+        count = tf.shape(image_bytes)[0]
+        outputs = {"probabilities": tf.tile(tf.constant([probabilities], tf.float32), [count, 1])}
+        if class_id is not None:
+            outputs["class_id"] = tf.fill([count], tf.constant(class_id, tf.int64))
+        return outputs
+
+    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+    return path
+
+
+@pytest.mark.parametrize("probabilities, class_id, message", [
+    ([float("nan"), 0.5, 0.2], None, "non-finite scores \\(NaN or inf\\) for 3 of 3 images"),
+    ([0.2, float("inf"), 0.1], None, "non-finite"),
+    ([0.2, 0.5, 0.3], 7, "answered class 7, but the width of its score output is 3"),
+    ([0.2, 0.5, 0.3], -1, "answered class -1"),
+])
+def test_invalid_outputs_are_one_clear_error(tmp_path, images, probabilities, class_id, message):
+    """NaN probabilities used to label every image 0; an id beyond the score width was stored as is."""
+    _, encoded = images
+    path = _save_constant_oracle(str(tmp_path / "model"), probabilities, class_id)
+    with pytest.raises(OracleError, match=message) as error:
+        open_oracle(OracleSpec(path)).classify(encoded[:3])
+    assert f"oracle {path}, batch 1 of this client (3 images)" in str(error.value) and "\n" not in str(error.value)

@@ -11,7 +11,7 @@ from copycat_tf.errors import CopycatError
 from copycat_tf.models import build_model
 from copycat_tf.report import ReportConfig, build_report
 from copycat_tf.report.runs import read_run
-from tests.copycat_tf.training.test_train import _folder
+from tests.copycat_tf.training.digits import digits_folder as _folder
 from tfrecords_schema import Manifest, read_manifest, write_manifest
 
 

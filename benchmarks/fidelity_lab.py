@@ -1,0 +1,570 @@
+"""fidelity_lab: an in-process lever study for the Copycat attack (issue #14), measured at equal query budgets.
+
+No Beam and no lake: every array lives in memory. For each (problem, seed) the lab trains a target
+exactly like ``copycat-train`` (VGG16-BN, width 0.25, 32 px, 8 epochs, SGD 0.01 momentum 0.9, weight
+decay 5e-4, learning rate / 10 at 1/3 and 2/3 of the steps, batch 32) on the ODD split, cuts its own
+seeded pool of bundled photo crops (``beam_pipelines.sources._CutCrop``, short side 64 as
+``configs/digits_coverage.json``'s ``max_side``), derives pool-transform families from it
+(``beam_pipelines.pool_transforms``), runs one attack per *lever stack* and query budget, trains the
+copycat and scores it on the TDD against the target. The oracle is the target behind a function that
+takes 32 px RGB pixels (what the oracle client / the exported signature feed it: decode RGB, resize to
+32 with antialiasing) and answers the top-1 class only; every call is counted against the budget.
+
+The attacker never sees an ODD/PDD/TDD image: it knows the class count and the coarse look only
+(grayscale, object on a plain background), which is what the pool transform families encode.
+
+Lever stacks (cumulative; one name per stack, ``--stacks``):
+
+    L0      paper recipe: random raw crops, balance by replication/elimination to budget/K per class, 8 epochs
+    L1u     + every transform family in equal shares (random within each family) [no per-oracle choice]
+    L1      + per-oracle query distribution: a probe (6% of the budget) split evenly over the families, then
+            the family mixture that maximizes the entropy of the expected label histogram gets the rest
+    L2      + every paid label used: class-weighted loss (inverse frequency, capped 50x) instead of balancing
+    L3      + free signal: augmentation while training (translate, rotate, zoom, contrast) and pseudo-labels
+            on unqueried pool images (confidence >= 0.95, each class capped), a second training on both
+    L4      + better queries: rounds of an interim copycat; each round: per-class deficits (labels wanted per
+            class), uncertainty (smallest margin) with k-center diversity on the interim embeddings, and
+            synthetic mixes of two pool images of different (interim) classes near the decision boundary
+    L4-L3   L4 without L3 (the ablation)
+    L5      L4 with a 16-epoch copycat schedule
+
+Results: one JSON line per run in ``benchmarks/results/fidelity_lab.jsonl``.
+
+    .venv/bin/python benchmarks/fidelity_lab.py --problems=digits,glyphs --stacks=L0,L1,L2,L3,L4 \
+        --budgets=10000 --seeds=0,1,2
+"""
+
+import argparse
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import random
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import PIL.Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("LAB_THREADS", "2")))
+tf.config.threading.set_inter_op_parallelism_threads(1)
+
+from sklearn.metrics import f1_score  # noqa: E402
+
+from beam_pipelines import pool_transforms  # noqa: E402
+from beam_pipelines.balance import copies_of, targets  # noqa: E402
+from beam_pipelines.image_decode import downscale  # noqa: E402
+from beam_pipelines.sources import _CutCrop, bundled_photo_paths  # noqa: E402
+from copycat_tf.adaptive import interim, selection  # noqa: E402
+from copycat_tf.models import build_model  # noqa: E402
+from copycat_tf.training.augment import build_augmentation  # noqa: E402
+from copycat_tf.training.loop import paper_schedule  # noqa: E402
+
+SIZE = 32
+MAX_SIDE = 64
+RESULTS = os.path.join(HERE, "results", "fidelity_lab.jsonl")
+
+# The query families: pool transform variants (the library's, chained with +) that turn natural photos into
+# grayscale images of either polarity, sharp or blurred, whole or zoomed. Nothing here names a problem.
+FAMILIES = (
+    "none",
+    "grayscale+contrast",
+    "grayscale+invert+contrast",
+    "grayscale+contrast+lowres",
+    "grayscale+invert+contrast+lowres",
+    "zoom+grayscale+contrast",
+    "zoom+grayscale+invert+contrast",
+    "zoom+grayscale+contrast+lowres",
+    "zoom+grayscale+invert+contrast+lowres",
+)
+
+
+def log(*parts):
+    print(time.strftime("%H:%M:%S"), *parts, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Problems: the ODD and TDD splits as 32 px RGB uint8 (the target's input), as the lake input pipeline makes them.
+
+def load_problem(name: str, seed: int) -> dict:
+    if name == "digits":
+        from copycat_tf.problems.digits import digits_problem
+        problem = digits_problem(seed)
+    elif name == "glyphs":
+        from glyphs_problem import glyphs_problem
+        problem = glyphs_problem(seed)
+    else:
+        raise SystemExit(f"unknown problem {name!r}: digits or glyphs")
+    out = {"num_classes": problem.num_classes}
+    for split in ("odd", "tdd"):
+        images, labels = [], []
+        for part in problem.parts[split]:
+            for example in problem.read_part(part):
+                images.append(tf.io.decode_image(example.image, channels=3, expand_animations=False))
+                labels.append(example.label)
+        resized = tf.image.resize(tf.stack(images), (SIZE, SIZE), antialias=True)
+        out[split] = (np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8), np.array(labels, np.int64))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training: copycat-train's recipe on in-memory arrays.
+
+def _dataset(x, y, w, batch_size, seed, augment):
+    data = tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    data = data.repeat().batch(batch_size, drop_remainder=True).enumerate()
+
+    @tf.autograph.experimental.do_not_convert
+    def prepare(step, batch):
+        images, labels, weights = batch
+        images = tf.cast(images, tf.float32)
+        if augment is not None:  # copycat_tf.training.augment: stateless, keyed by (seed, step)
+            images = augment(images, step)
+        return images, labels, weights
+
+    return data.map(prepare, num_parallel_calls=2).prefetch(2)
+
+
+def train_classifier(x, y, num_classes, epochs=8, seed=0, weights=None, augment=None, lr=0.01, batch_size=32,
+                     model=None):
+    keras.utils.set_random_seed(seed)
+    if model is None:
+        model = build_model("vgg16_bn", num_classes, SIZE, width=0.25)
+    steps_epoch = max(1, math.ceil(len(x) / batch_size))
+    total = steps_epoch * epochs
+    optimizer = keras.optimizers.SGD(learning_rate=paper_schedule(lr, total), momentum=0.9, weight_decay=5e-4)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    w = np.ones(len(x), np.float32) if weights is None else weights.astype(np.float32)
+    aug = build_augmentation(augment, seed) if augment else None
+    model.fit(_dataset(x, y.astype(np.int64), w, batch_size, seed, aug), epochs=epochs, steps_per_epoch=steps_epoch,
+              verbose=0)
+    return model
+
+
+def predict(model, x, batch_size=512):
+    return model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The pool: seeded random crops of the bundled photos, and one derived image per (crop, family).
+
+def _edges(image, rng):
+    """Lab-only transform kept for experiments: gradient magnitude (light strokes on dark)."""
+    import PIL.ImageFilter
+    return image.convert("L").filter(PIL.ImageFilter.FIND_EDGES).convert("RGB")
+
+
+pool_transforms.TRANSFORMS.setdefault("edges", _edges)
+
+
+def build_pool(seed: int, count: int, families, cache: str) -> dict:
+    path = os.path.join(cache, f"pool-s{seed}-n{count}-{hashlib.sha1(','.join(families).encode()).hexdigest()[:8]}.npz")
+    if os.path.exists(path):
+        with np.load(path) as data:
+            return {f: data[f] for f in families}
+    started = time.time()
+    cutter = _CutCrop(seed, bundled_photo_paths())
+    cutter.setup()
+    out = {f: np.zeros((count, SIZE, SIZE, 3), np.uint8) for f in families}
+    for i in range(count):
+        raw = next(iter(cutter.process(i)))
+        image = PIL.Image.open(io.BytesIO(raw.data))
+        image.draft("RGB", (MAX_SIDE, MAX_SIDE))
+        image = downscale(image.convert("RGB"), MAX_SIDE)
+        for family in families:
+            derived = image if family == "none" else pool_transforms.apply_variant(
+                image, family, random.Random(f"{seed}/{i}/{family}"))
+            out[family][i] = np.asarray(derived.resize((SIZE, SIZE), PIL.Image.Resampling.BILINEAR))
+    os.makedirs(cache, exist_ok=True)
+    np.savez(path, **out)
+    log(f"pool seed {seed}: {count} crops x {len(families)} families in {time.time() - started:.0f}s")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The oracle: top-1 class only, every image counted.
+
+class Oracle:
+    def __init__(self, model, budget):
+        self.model, self.budget, self.spent = model, budget, 0
+
+    def __call__(self, x):
+        if self.spent + len(x) > self.budget:
+            raise RuntimeError(f"budget exceeded: {self.spent} + {len(x)} > {self.budget}")
+        self.spent += len(x)
+        if not len(x):
+            return np.zeros(0, np.int64)
+        return np.argmax(predict(self.model, x), axis=1)
+
+
+class Stolen:
+    """The queried images and their labels (and which family each came from)."""
+
+    def __init__(self):
+        self.x, self.y, self.family = [], [], []
+
+    def add(self, x, y, family):
+        self.x.append(x)
+        self.y.append(np.asarray(y, np.int64))
+        self.family.extend([family] * len(x) if isinstance(family, str) else list(family))
+
+    def arrays(self):
+        return np.concatenate(self.x), np.concatenate(self.y)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# L1: the per-oracle query distribution.
+
+def max_entropy_mixture(histograms: np.ndarray, iterations: int = 2000, step: float = 0.5, floor: float = 0.2) -> np.ndarray:
+    """Family weights w maximizing the entropy of the expected label distribution sum_f w_f p_f.
+
+    p_f is family f's probe histogram shrunk towards the pooled one (a prior worth K labels), so a family
+    seen 15 times cannot win on noise; ``floor`` of the budget stays spread evenly over all families.
+    """
+    histograms = np.asarray(histograms, np.float64)
+    k = histograms.shape[1]
+    pooled = (histograms.sum(axis=0) + 1.0) / (histograms.sum() + k)
+    p = (histograms + k * pooled) / (histograms.sum(axis=1, keepdims=True) + k)
+    w = np.full(len(p), 1.0 / len(p))
+    for _ in range(iterations):
+        q = w @ p
+        gradient = -(p * (np.log(q) + 1)).sum(axis=1)
+        w = w * np.exp(step * (gradient - gradient.max()))
+        w /= w.sum()
+    return (1 - floor) * w + floor / len(w)
+
+
+def entropy(histogram) -> float:
+    p = np.asarray(histogram, np.float64)
+    p = p[p > 0] / p.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def _apportion(total, weights):
+    return selection._apportion(int(total), np.asarray(weights, np.float64))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# L4: rounds of an interim copycat choosing queries.
+
+def embedder(model):
+    """The interim copycat's penultimate features (global-average-pooled conv features)."""
+    layer = [l for l in model.layers if isinstance(l, keras.layers.GlobalAveragePooling2D)][0]
+    return keras.Model(model.inputs, [layer.output, model.outputs[0]])
+
+
+def embed(model, x, batch_size=1024):
+    features, probabilities = model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0)
+    return features, probabilities
+
+
+def k_center(features: np.ndarray, centers: np.ndarray, k: int) -> list[int]:
+    """Greedy k-center: k rows of ``features`` each farthest from the centers chosen so far (and ``centers``)."""
+    features = features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-8)
+    if len(centers):
+        centers = centers / (np.linalg.norm(centers, axis=1, keepdims=True) + 1e-8)
+        nearest = np.full(len(features), np.inf)
+        for i in range(0, len(centers), 2048):
+            d = 2 - 2 * features @ centers[i:i + 2048].T
+            nearest = np.minimum(nearest, d.min(axis=1))
+    else:
+        nearest = np.full(len(features), np.inf)
+    chosen = []
+    for _ in range(min(k, len(features))):
+        j = int(np.argmax(nearest))
+        chosen.append(j)
+        nearest = np.minimum(nearest, 2 - 2 * features @ features[j])
+        nearest[j] = -1
+    return chosen
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One attack.
+
+@dataclasses.dataclass
+class Stack:
+    families: str = "none"  # none | uniform | mixture
+    rounds: int = 0  # L4 rounds (0: random within the family mixture)
+    train: str = "balance"  # balance (once) | resample (a fresh balanced draw each epoch) | weighted (loss weights)
+    augment: str = ""  # copycat-train --augment spec
+    pseudo: bool = False
+    epochs: int = 8
+    probe_fraction: float = 0.1
+    seed_fraction: float = 0.3
+    mix_fraction: float = 0.2
+    explore: float = 0.4
+
+
+AUG = "translate,rotate,scale,contrast"
+STACKS = {
+    "L0": Stack(),
+    "L1u": Stack(families="uniform"),
+    "L1": Stack(families="mixture"),
+    "L2w": Stack(families="mixture", train="weighted"),
+    "L2": Stack(families="mixture", train="resample"),
+    "L3": Stack(families="mixture", train="resample", augment=AUG),
+    "L3p": Stack(families="mixture", train="resample", augment=AUG, pseudo=True),
+    "L4": Stack(families="mixture", train="resample", rounds=4),
+    "L4+L3": Stack(families="mixture", train="resample", augment=AUG, rounds=4),
+    "L5": Stack(families="mixture", train="resample", rounds=4, epochs=16),
+}
+
+
+def steal(stack: Stack, pool: dict, oracle: Oracle, budget: int, num_classes: int, seed: int, info: dict):
+    rng = np.random.default_rng(seed + 7919 * budget)
+    families = ["none"] if stack.families == "none" else [f for f in pool if f != "none"]
+    used = {f: np.zeros(len(pool[f]), bool) for f in pool}
+    stolen = Stolen()
+
+    def take_random(family, n):
+        free = np.flatnonzero(~used[family])
+        pick = rng.choice(free, min(n, len(free)), replace=False)
+        used[family][pick] = True
+        if len(pick):
+            stolen.add(pool[family][pick], oracle(pool[family][pick]), family)
+        return pick
+
+    if stack.families == "mixture":  # the probe: an equal share per family, then the max-entropy mixture
+        probe = int(budget * stack.probe_fraction)
+        for family, n in zip(families, _apportion(probe, np.ones(len(families)))):
+            take_random(family, n)
+        x, y = stolen.arrays()
+        fam = np.array(stolen.family)
+        histograms = np.stack([np.bincount(y[fam == f], minlength=num_classes) for f in families])
+        weights = max_entropy_mixture(histograms)
+        info["probe"] = {f: {"histogram": h.tolist(), "entropy": round(entropy(h), 3), "weight": round(float(w), 3)}
+                         for f, h, w in zip(families, histograms, weights)}
+    else:
+        weights = np.ones(len(families)) / len(families)
+    info["weights"] = {f: round(float(w), 3) for f, w in zip(families, weights)}
+
+    if stack.rounds == 0:
+        for family, n in zip(families, _apportion(budget - oracle.spent, weights)):
+            take_random(family, n)
+        return stolen
+
+    # L4: a random seed set from the mixture, then rounds of interim copycat → choose → query.
+    seed_n = max(0, int(budget * stack.seed_fraction) - oracle.spent)
+    for family, n in zip(families, _apportion(seed_n, weights)):
+        take_random(family, n)
+    quota = budget // num_classes
+    candidates_per_round = 12000
+    info["rounds"] = []
+    model = None
+    for number in range(stack.rounds):
+        left = budget - oracle.spent
+        if left <= 0:
+            break
+        round_n = math.ceil(left / (stack.rounds - number))
+        x, y = stolen.arrays()
+        if model is None:
+            model = interim.build_interim(num_classes, SIZE, filters=24, seed=seed)
+            features_model = embedder(model)
+        interim.fit(model, x, y, epochs=4 if number == 0 else 2, seed=seed + number)
+        # Candidates: unqueried pool images drawn by the mixture, plus synthetic mixes of two of them.
+        cand_x, cand_ref = [], []
+        for family, n in zip(families, _apportion(candidates_per_round, weights)):
+            free = np.flatnonzero(~used[family])
+            pick = rng.choice(free, min(n, len(free)), replace=False)
+            cand_x.append(pool[family][pick])
+            cand_ref.extend((family, int(p)) for p in pick)
+        cand_x = np.concatenate(cand_x)
+        features, probs = embed(features_model, cand_x)
+        histogram = np.bincount(y, minlength=num_classes)
+        mix_n = int(round_n * stack.mix_fraction)
+        # Per-class deficits (the library's allocation), the rest to uncertain + diverse images.
+        allocation = selection.allocate(histogram, quota, round_n - mix_n, stack.explore)
+        picker = selection.Picker(selection.Allocation(allocation.per_class, 0))
+        picker.add(probs, np.arange(len(cand_x)))
+        picks, made = picker.picks()
+        taken = set(picks)
+        uncertain_n = round_n - mix_n - len(picks)
+        top2 = -np.sort(-probs, axis=1)[:, :2]
+        margin = top2[:, 0] - top2[:, 1]
+        order = [i for i in np.argsort(margin, kind="stable") if i not in taken][: 4 * uncertain_n]
+        order = np.array(order, np.int64)
+        labeled_features = embed(features_model, x[rng.choice(len(x), min(len(x), 4000), replace=False)])[0]
+        diverse = order[k_center(features[order], labeled_features, uncertain_n)] if uncertain_n > 0 else []
+        chosen = list(picks) + [int(i) for i in diverse]
+        for i in chosen:
+            family, p = cand_ref[i]
+            used[family][p] = True
+        chosen_x = cand_x[chosen]
+        stolen.add(chosen_x, oracle(chosen_x), [cand_ref[i][0] for i in chosen])
+        # Synthetic boundary queries: mixes of two candidates the interim copycat puts in different classes.
+        if mix_n > 0:
+            predicted = np.argmax(probs, axis=1)
+            a = rng.integers(0, len(cand_x), 8 * mix_n)
+            b = rng.integers(0, len(cand_x), 8 * mix_n)
+            keep = predicted[a] != predicted[b]
+            a, b = a[keep], b[keep]
+            if not len(a):  # the interim copycat puts every candidate in one class: nothing to mix
+                mix_n = 0
+        if mix_n > 0:
+            alpha = rng.uniform(0.3, 0.7, len(a))[:, None, None, None]
+            mixes = np.clip(np.round(alpha * cand_x[a] + (1 - alpha) * cand_x[b]), 0, 255).astype(np.uint8)
+            mix_probs = predict(model, mixes)
+            top2 = -np.sort(-mix_probs, axis=1)[:, :2]
+            best = np.argsort(top2[:, 0] - top2[:, 1], kind="stable")[: min(mix_n, budget - oracle.spent)]
+            stolen.add(mixes[best], oracle(mixes[best]), "mix")
+        info["rounds"].append({"round": number + 1, "asked": len(chosen) + (len(best) if mix_n else 0),
+                               "class_picks": int(len(picks)), "histogram": np.bincount(stolen.arrays()[1],
+                                                                                        minlength=num_classes).tolist()})
+    if budget - oracle.spent > 0:  # whatever the rounds left (pool exhausted, rounding): random from the mixture
+        for family, n in zip(families, _apportion(budget - oracle.spent, weights)):
+            take_random(family, n)
+    return stolen
+
+
+def balance(x, y, num_classes, total, seed):
+    """copycat-balance --total: every present class to total // K images by replication or elimination."""
+    rng = np.random.default_rng(seed)
+    present = [c for c in range(num_classes) if (y == c).any()]
+    rows = []
+    for c, target in zip(present, targets(len(present), None, total)):
+        members = rng.permutation(np.flatnonzero(y == c))
+        for rank, row in enumerate(members):
+            rows.extend([row] * copies_of(rank, len(members), target))
+    rows = np.array(rows)
+    return x[rows], y[rows]
+
+
+def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, budget: int, seed: int, info: dict):
+    x, y = stolen.arrays()
+    if stack.train == "balance":
+        xb, yb = balance(x, y, num_classes, budget, seed)
+        return train_classifier(xb, yb, num_classes, stack.epochs, seed, augment=stack.augment)
+    if stack.train == "resample":
+        # Every paid label used: each epoch is its own balanced draw (replication of the rare classes, a
+        # different sample of the common ones), so over the epochs every image of a large class is seen.
+        rows = np.concatenate([balance(np.arange(len(y)), y, num_classes, budget, seed + 1000 * e)[0]
+                               for e in range(stack.epochs)])
+        model = train_classifier(x[rows], y[rows], num_classes, 1, seed, augment=stack.augment)
+    else:
+        weights = interim.class_weights(y, num_classes)[y]
+        model = train_classifier(x, y, num_classes, stack.epochs, seed, weights=weights, augment=stack.augment)
+    if not stack.pseudo:
+        return model
+    # Pseudo-labels on unqueried pool images of the same families (no query spent), then a second training.
+    rng = np.random.default_rng(seed + 1)
+    families = sorted(set(stolen.family) - {"mix"})
+    cand = np.concatenate([pool[f][rng.choice(len(pool[f]), min(len(pool[f]), 2 * budget // len(families)),
+                                               replace=False)] for f in families])
+    probs = predict(model, cand)
+    confident = probs.max(axis=1) >= 0.95
+    labels = probs.argmax(axis=1)
+    cap = max(1, len(y) // num_classes)
+    keep = np.concatenate([np.flatnonzero(confident & (labels == c))[:cap] for c in range(num_classes)])
+    info["pseudo"] = {"candidates": int(len(cand)), "kept": int(len(keep)),
+                      "histogram": np.bincount(labels[keep], minlength=num_classes).tolist()}
+    x2, y2 = np.concatenate([x, cand[keep]]), np.concatenate([y, labels[keep]])
+    rows = np.concatenate([balance(np.arange(len(y2)), y2, num_classes, len(y2), seed + 1000 * e)[0]
+                           for e in range(stack.epochs)])
+    return train_classifier(x2[rows], y2[rows], num_classes, 1, seed + 2, augment=stack.augment)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+def summarize(path: str) -> str:
+    """Markdown tables: per problem and budget, each stack's copy performance and agreement, mean ± std over seeds."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    lines = []
+    for problem in sorted({r["problem"] for r in rows}):
+        lines += [f"\n{problem}", "| budget | stack | seeds | copy performance | min seed | agreement | wall s/run |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        groups = {}
+        for r in rows:
+            if r["problem"] == problem:
+                groups.setdefault((r["budget"], r["stack"], r.get("tag", "")), []).append(r)
+        for (budget, stack, tag), group in sorted(groups.items(), key=lambda g: (g[0][0], list(STACKS).index(g[0][1])
+                                                                                 if g[0][1] in STACKS else 99, g[0][2])):
+            copy = np.array([r["copy_performance"] for r in group])
+            agree = np.array([r["agreement"] for r in group])
+            lines.append(f"| {budget} | {stack}{' ' + tag if tag else ''} | {len(group)} | {100 * copy.mean():.1f} ± "
+                         f"{100 * copy.std():.1f} | {100 * copy.min():.1f} | {100 * agree.mean():.1f} ± "
+                         f"{100 * agree.std():.1f} | {np.mean([r['wall_seconds'] for r in group]):.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--problems", default="digits,glyphs")
+    parser.add_argument("--stacks", default="L0,L1,L2,L3,L4")
+    parser.add_argument("--budgets", default="2000")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--pool", type=int, default=6000, help="crops per seed (each family derives one per crop)")
+    parser.add_argument("--cache", default="/tmp/fidelity_lab_cache")
+    parser.add_argument("--output", default=RESULTS)
+    parser.add_argument("--tag", default="")
+    parser.add_argument("--smoke", action="store_true", help="1-epoch trainings (a check that everything runs)")
+    parser.add_argument("--summary", action="store_true", help="print the tables of --output and stop")
+    args = parser.parse_args(argv)
+    if args.summary:
+        print(summarize(args.output))
+        return
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    stacks = args.stacks.split(",")
+    for name in stacks:
+        if name not in STACKS:
+            raise SystemExit(f"unknown stack {name!r}; known: {', '.join(STACKS)}")
+    done = set()
+    if os.path.exists(args.output):
+        done = {(r["problem"], r["stack"], r["budget"], r["seed"], r.get("tag", "")) for r in map(json.loads, open(args.output))}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        pool = build_pool(seed, args.pool, FAMILIES, args.cache)
+        for problem_name in args.problems.split(","):
+            problem = load_problem(problem_name, seed)
+            k = problem["num_classes"]
+            target_path = os.path.join(args.cache, f"target-{problem_name}-s{seed}.keras")
+            if os.path.exists(target_path):
+                target = keras.models.load_model(target_path, compile=False)
+            else:
+                started = time.time()
+                target = train_classifier(*problem["odd"], k, epochs=1 if args.smoke else 8, seed=seed)
+                target.save(target_path)
+                log(f"target {problem_name} seed {seed}: {time.time() - started:.0f}s")
+            x_tdd, y_tdd = problem["tdd"]
+            target_pred = predict(target, x_tdd).argmax(axis=1)
+            target_f1 = f1_score(y_tdd, target_pred, average="macro")
+            for budget in [int(b) for b in args.budgets.split(",")]:
+                for name in stacks:
+                    if (problem_name, name, budget, seed, args.tag) in done:
+                        continue
+                    stack = dataclasses.replace(STACKS[name], epochs=1) if args.smoke else STACKS[name]
+                    started = time.time()
+                    info = {}
+                    oracle = Oracle(target, budget)
+                    stolen = steal(stack, pool, oracle, budget, k, seed, info)
+                    steal_seconds = time.time() - started
+                    copycat = train_copycat(stack, stolen, pool, k, budget, seed, info)
+                    pred = predict(copycat, x_tdd).argmax(axis=1)
+                    f1 = f1_score(y_tdd, pred, average="macro")
+                    y = stolen.arrays()[1]
+                    row = {
+                        "problem": problem_name, "stack": name, "budget": budget, "seed": seed, "tag": args.tag,
+                        "copy_performance": round(f1 / target_f1, 4), "agreement": round(float((pred == target_pred).mean()), 4),
+                        "copycat_macro_f1": round(float(f1), 4), "target_macro_f1": round(float(target_f1), 4),
+                        "queries": oracle.spent, "label_histogram": np.bincount(y, minlength=k).tolist(),
+                        "steal_seconds": round(steal_seconds, 1), "wall_seconds": round(time.time() - started, 1),
+                        "stack_options": dataclasses.asdict(stack), "info": info,
+                    }
+                    with open(args.output, "a") as handle:
+                        handle.write(json.dumps(row) + "\n")
+                    log(f"{problem_name} s{seed} {name}@{budget}: copy {row['copy_performance']:.3f} agree "
+                        f"{row['agreement']:.3f} (target {target_f1:.3f}) {row['wall_seconds']:.0f}s "
+                        f"hist {row['label_histogram']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Issue #12, findings 2 and 8: misspelt flags and out-of-range numbers stop a binary before any work.
+
+The out-of-range cases are generated from each stage Config's declared rules, and every numeric field
+of every Config must have a rule, so a new knob cannot slip in unchecked.
+"""
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import typing
+
+import pytest
+
+from beam_pipelines.balance import BalanceConfig
+from beam_pipelines.build_npdd import BuildNpddConfig
+from beam_pipelines.pool_transforms import PoolConfig
+from beam_pipelines.prepare_problem import PrepareProblemConfig
+from beam_pipelines.steal_labels import StealLabelsConfig
+from beam_pipelines.runner import beam_option_errors
+from copycat_tf.demo import DemoConfig
+from copycat_tf.errors import CopycatError
+from copycat_tf.evaluation import EvaluateConfig
+from copycat_tf.oracles import OracleSpec
+from copycat_tf.relevance.figures import RelevanceConfig
+from copycat_tf.report import ReportConfig
+from copycat_tf.training.loop import TrainConfig
+
+BIN = os.path.join(os.path.dirname(__file__), "..", "..", "bin")
+
+# a valid config of each stage, and the binary whose flags its rules name (None: internal stage)
+CONFIGS = {
+    "build_npdd": (lambda: BuildNpddConfig(sources=["bundled"], output="o"), "build_npdd.py"),
+    "balance": (lambda: BalanceConfig(input="i", output="o", per_class=3), "balance.py"),
+    "steal_labels": (lambda: StealLabelsConfig(images="i", oracle=OracleSpec("m"), output="o"), "steal_labels.py"),
+    "prepare_problem": (lambda: PrepareProblemConfig(problem="digits", output="o"), "prepare_problem.py"),
+    "pool_transforms": (lambda: PoolConfig(images="i", output="o", variants=["grayscale"]), None),
+    "evaluate": (lambda: EvaluateConfig(models=["m"], test="t"), "evaluate.py"),
+    "relevance": (lambda: RelevanceConfig(target="t", copycats=["c"], images="i", output="o"), "relevance.py"),
+    "report": (lambda: ReportConfig(runs=["r"], output="o"), "report.py"),
+    "demo": (lambda: DemoConfig(output="o"), "demo.py"),
+    "train": (lambda: TrainConfig(model="vgg16_bn", train=["t"], output="o"), "train.py"),
+}
+
+
+def _bad_values(rule):
+    bad = [float("nan"), "7"]
+    if rule.low is not None:
+        bad.append(rule.low if rule.above else rule.low - 1)
+    if rule.high is not None:
+        bad.append(rule.high + 1)
+    if not rule.optional:
+        bad.append(None)
+    return bad
+
+
+def _set(config, dotted, value):
+    *path, last = dotted.split(".")
+    for part in path:
+        config = getattr(config, part)
+    object.__setattr__(config, last, value)  # frozen specs too
+
+
+CASES = [(stage, rule, bad) for stage, (make, _) in CONFIGS.items() for rule in make().RULES for bad in _bad_values(rule)]
+
+
+@pytest.mark.parametrize("stage, rule, bad", CASES, ids=[f"{s}-{r.flag}={b!r}" for s, r, b in CASES])
+def test_every_declared_bound_refuses_a_value_beyond_it(stage, rule, bad):
+    config = CONFIGS[stage][0]()
+    config.validate()  # the defaults pass
+    _set(config, rule.field, bad)
+    with pytest.raises(CopycatError, match=f"^--{rule.flag}=.* is out of range"):
+        config.validate()
+
+
+def _numeric_fields(cls, prefix=""):
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        kind = hints[field.name]
+        if dataclasses.is_dataclass(kind):
+            yield from _numeric_fields(kind, f"{prefix}{field.name}.")
+        elif {int, float} & set(typing.get_args(kind) or (kind,)) and kind is not bool:
+            yield prefix + field.name
+
+
+@pytest.mark.parametrize("stage", CONFIGS)
+def test_every_numeric_field_has_a_rule_named_after_a_real_flag(stage):
+    make, binary = CONFIGS[stage]
+    config = make()
+    ruled = {rule.field for rule in config.RULES}
+    assert set(_numeric_fields(type(config))) <= ruled
+    if binary:
+        with open(os.path.join(BIN, binary)) as handle:
+            defined = set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", handle.read())) | {"seed", "output"}
+        assert {rule.flag for rule in config.RULES} <= defined
+
+
+def test_real_beam_options_pass_and_anything_else_is_named():
+    assert beam_option_errors(["--project=p", "--region=europe-west1", "--temp_location=gs://b/tmp",
+                               "--direct_num_workers=2", "--direct_running_mode=multi_processing"]) == []
+    assert beam_option_errors(["--max_querie=10"]) == ["--max_querie=10"]
+    assert beam_option_errors(["stray"]) == ["stray"]
+    assert beam_option_errors(["--direct_num_workers=two"])  # a bad value is reported, not raised
+
+
+def _run_binary(module, *args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = os.path.join(os.path.dirname(sys.executable), "copycat-" + module.replace("_", "-"))
+    result = subprocess.run([script, *args], capture_output=True, text=True, env=env, timeout=300)
+    lines = [line for line in result.stderr.splitlines() if line.startswith(f"copycat-") or "Traceback" in line
+             or "FATAL" in line]
+    return result.returncode, lines
+
+
+@pytest.mark.parametrize("module, args, message", [
+    ("steal_labels", ["--images=i", "--oracle=o", "--output=o2", "--max_querie=10"], "unknown flag --max_querie=10.*--max_queries"),
+    ("prepare_problem", ["--output=o", "--bogus_flag=1"], "unknown flag --bogus_flag=1"),
+    ("evaluate", ["--model=m", "--test=t", "--bogus=1"], "Unknown command line flag 'bogus'"),
+    ("balance", ["--input=i", "--output=o", "--per_class=-3"], r"--per_class=-3 is out of range"),
+])
+def test_a_binary_refuses_with_one_line_and_exit_2(module, args, message, tmp_path):
+    code, lines = _run_binary(module, *args)
+    assert code == 2
+    assert len(lines) == 1 and re.search(message, lines[0]), lines

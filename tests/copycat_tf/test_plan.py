@@ -1,0 +1,183 @@
+"""Experiments and the demo as plans: compared as call lists, without running any stage."""
+
+import json
+import pathlib
+
+import pytest
+
+from copycat_tf.demo import DemoConfig, experiment_config
+from copycat_tf.errors import CopycatError
+from copycat_tf.experiment import load_config, plan
+from copycat_tf.plan import StageCall, execute, unique
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
+
+
+def _by_output(calls):
+    return {call.done: call for call in calls}
+
+
+def _outputs(result, root):
+    return [(c.stage, c.done[len(root) + 1:]) for c in result.calls]
+
+
+def test_the_demo_is_table_3_then_relevance_and_report():
+    result = plan(experiment_config(DemoConfig(output="/d", seeds=1)), "/d")
+    assert _outputs(result, "/d") == [
+        ("prepare-problem", "lake/problems/digits/tdd/manifest.json"), ("build-npdd", "lake/npdd/manifest.json"),
+        ("train", "runs/BL-VGG-ODD-OL/metrics.json"), ("steal-labels", "lake/stolen/BL-VGG-ODD-OL/PDD-SL/manifest.json"),
+        ("train", "runs/BL-VGG-PDD-OL/metrics.json"), ("steal-labels", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"),
+        ("balance", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL-balanced-400/manifest.json"),
+        ("train", "runs/CC-VGG-NPDD-SL/metrics.json"), ("train", "runs/CC-VGG-NPDD+PDD-SL/metrics.json"),
+        ("train", "runs/CC-VGG-PDD-SL/metrics.json"),
+        *[("evaluate", f"runs/{name}/evaluation.json") for name in
+          ("BL-VGG-ODD-OL", "BL-VGG-PDD-OL", "CC-VGG-NPDD-SL", "CC-VGG-NPDD+PDD-SL", "CC-VGG-PDD-SL")],
+        ("relevance", "runs/relevance/relevance.json"), ("report", "report/index.html"),
+    ]
+    calls = _by_output(result.calls)
+    fine_tune = calls["/d/runs/CC-VGG-NPDD+PDD-SL/metrics.json"]
+    assert fine_tune.flag("init") == "/d/runs/CC-VGG-NPDD-SL" and fine_tune.flag("augment") and fine_tune.flag("epochs") == "4"
+    assert calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"].flag("oracle") == "/d/runs/BL-VGG-ODD-OL/export"
+
+
+def test_the_demo_replicates_its_npdd_copycat_over_three_seeds_by_default():
+    result = plan(experiment_config(DemoConfig(output="/d")), "/d")
+    assert [seed for seed, _, _ in result.replicates] == [0, 1, 2]
+    assert {c.done for c in result.calls} >= {f"/d/seeds/seed{s}/runs/CC-VGG-NPDD-SL/evaluation.json" for s in (1, 2)}
+
+
+def test_one_run_name_is_one_recipe_in_the_demo_and_the_experiment():
+    demo = _by_output(plan(experiment_config(DemoConfig(output="/o")), "/o").calls)
+    experiment = _by_output(plan(load_config(str(CONFIGS / "digits.json"), small=False), "/o").calls)
+    shared = [done for done in demo if done in experiment and "/runs/" in done and "relevance" not in done]
+    assert len(shared) >= 10
+    for done in shared:
+        assert demo[done] == experiment[done], done
+
+
+def test_demo_flags_override_the_recipe():
+    calls = plan(experiment_config(DemoConfig(output="/o", crops=600, per_class=60, epochs=3, width=0.125, seed=4, seeds=1)),
+                 "/o").calls
+    trains = [c for c in calls if c.stage == "train"]
+    assert {c.flag("epochs") for c in trains} == {"3", "1"} and {c.flag("width") for c in trains} == {"0.125"}
+    assert {c.flag("seed") for c in calls if c.flag("seed") is not None} == {"4"}
+    assert [c.flag("bundled_crops") for c in calls if c.stage == "build-npdd"] == ["600"]
+    assert any(c.done.endswith("NPDD-SL-balanced-60/manifest.json") for c in calls)
+
+
+@pytest.mark.parametrize("name", ["digits", "digits_coverage", "DIG10", "SHN10", "GOC9", "ACT101", "FER7", "PED2", "SIG30"])
+def test_every_shipped_config_plans_at_both_scales(name):
+    for small in (False, True):
+        config = load_config(str(CONFIGS / f"{name}.json"), small)
+        result = plan(config, "/x")
+        assert result.calls[0].stage == "prepare-problem" and result.calls[-1].stage == "report"
+        assert len({c.done for c in result.calls}) == len(result.calls)
+
+
+def test_data_curve_points_are_prefixes_of_one_query_order():
+    config = load_config(str(CONFIGS / "digits.json"), small=True)
+    calls = plan({**config, "experiments": ["data_curve"]}, "/x").calls
+    steals = {c.flag("output").rsplit("/", 1)[-1]: c for c in calls if c.stage == "steal-labels"}
+    assert {k: v.flag("max_queries") for k, v in steals.items() if "@" in k} == {
+        "NPDD-SL@300": "300", "NPDD-SL@600": "600", "NPDD-SL@1200": "1200"}
+    assert len({c.flag("seed") for c in steals.values()} - {None}) <= 1  # one seeded-hash order for every point
+    runs = [c.flag("output").rsplit("/", 1)[-1] for c in calls if c.stage == "train"]
+    assert "CC-VGG-NPDD-SL@600" in runs and "CC-VGG-NPDD+PDD-SL@600" in runs
+
+
+def test_robustness_trains_one_target_per_seed_and_copies_each():
+    config = load_config(str(CONFIGS / "digits.json"), small=True)
+    result = plan({**config, "experiments": ["robustness"]}, "/x")
+    assert [(seed, t.rsplit("/", 3)[-3]) for seed, t, _ in result.robustness] == [(0, "seed0"), (1, "seed1"), (2, "seed2")]
+    trains = _by_output(result.calls)
+    for seed, target, copy_run in result.robustness:
+        assert trains[f"{target}/metrics.json"].flag("seed") == str(seed)
+        assert trains[f"{copy_run}/metrics.json"].flag("train").startswith(f"/x/robustness/seed{seed}/lake/stolen/")
+
+
+def test_coverage_spends_each_budget_once_per_strategy():
+    config = load_config(str(CONFIGS / "digits_coverage.json"), small=False)
+    result = plan(config, "/x")
+    assert [(p["strategy"], p["budget"]) for p in result.coverage][:4] == [
+        ("random", 2000), ("adaptive", 2000), ("random+transforms", 2000), ("adaptive+transforms", 2000)]
+    steals = _by_output(result.calls)
+    point = steals[f"{result.coverage[3]['stolen']}/manifest.json"]
+    assert point.flag("strategy") == "adaptive" and point.flag("max_queries") == "2000" and point.flag("pool_transforms")
+    balances = [c for c in result.calls if c.stage == "balance" and "adaptive+transforms@2000" in c.done]
+    assert [c.flag("total") for c in balances] == ["2000"]
+
+
+def test_two_different_calls_for_one_output_are_refused():
+    a = StageCall("train", ("--epochs=2",), "/r/metrics.json")
+    assert unique([a, a]) == [a]
+    with pytest.raises(CopycatError, match="twice with different options"):
+        unique([a, StageCall("train", ("--epochs=3",), "/r/metrics.json")])
+    with pytest.raises(CopycatError, match="unknown stage"):
+        StageCall("fly", (), "/r/x")
+
+
+def test_a_remote_output_goes_through_the_executor():
+    import tensorflow as tf
+
+    root = "ram://copycat-plan-test/exp"
+    result = plan(experiment_config(DemoConfig(output=root)), root)
+    assert all(c.done.startswith(root + "/") for c in result.calls)
+
+    def fake_run(call):  # a stage "finishes" by writing its marker through the same file layer
+        tf.io.gfile.makedirs(call.done.rsplit("/", 1)[0])
+        with tf.io.gfile.GFile(call.done, "w") as handle:
+            handle.write(json.dumps({"args": call.args}))
+        return "ok"
+
+    assert execute(result.calls[:3], run=fake_run) == result.calls[:3]
+    assert execute(result.calls, run=fake_run) == result.calls[3:]  # the finished ones are skipped
+    assert execute(result.calls, run=fake_run) == []
+
+
+def _seeded_config():
+    config = experiment_config(DemoConfig(output="/o"))
+    return {**config, "seeds": [0, 1, 2],
+            "recipes": {"best": {"steal_options": ["--max_queries=500"], "balance": {"total": 500},
+                                 "train_options": ["--augment=rotate"]}}}
+
+
+def test_seeds_replicate_the_npdd_copycats_against_a_target_of_each_seed():
+    result = plan(_seeded_config(), "/o")
+    assert [(seed, name.rsplit("/", 1)[-1]) for seed, _, copies in result.replicates for name in copies] == [
+        (0, "CC-VGG-NPDD-SL"), (0, "CC-VGG-NPDD-SL.best"), (1, "CC-VGG-NPDD-SL"), (1, "CC-VGG-NPDD-SL.best"),
+        (2, "CC-VGG-NPDD-SL"), (2, "CC-VGG-NPDD-SL.best")]
+    calls = _by_output(result.calls)
+    for seed, target, copies in result.replicates[1:]:
+        assert target == f"/o/seeds/seed{seed}/runs/BL-VGG-ODD-OL"
+        assert calls[f"{target}/metrics.json"].flag("seed") == str(seed)
+        best = calls[f"{copies[1]}/metrics.json"]
+        assert best.flag("seed") == str(seed) and best.flag("augment") == "rotate"
+        assert best.flag("train") == f"/o/seeds/seed{seed}/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.best-balanced-total-500"
+        steal = calls[f"/o/seeds/seed{seed}/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.best/manifest.json"]
+        assert steal.flag("max_queries") == "500" and steal.flag("oracle") == f"{target}/export"
+        assert steal.flag("images") == "/o/lake/npdd"  # one pool for every seed
+
+
+def test_seed_statistics_are_mean_and_sample_std_over_seeds(tmp_path):
+    from copycat_tf.experiment import gather
+
+    result = plan(_seeded_config(), str(tmp_path))
+    f1 = {"BL-VGG-ODD-OL": 0.8, "CC-VGG-NPDD-SL": 0.4, "CC-VGG-NPDD-SL.best": 0.72}
+    for seed, target, copies in result.replicates:
+        for run in (target, *copies):
+            name = run.rsplit("/", 1)[-1]
+            value = f1[name] + (0.08 * seed if name == "CC-VGG-NPDD-SL" else 0.0)
+            pathlib.Path(run).mkdir(parents=True, exist_ok=True)
+            (pathlib.Path(run) / "evaluation.json").write_text(json.dumps(
+                {"macro_f1": value, "agreement": {"overall": 0.5}, "intervals_95": {"copy_performance": [0.1, 0.2]}}))
+    for run in result.evaluated:
+        if not (pathlib.Path(run) / "evaluation.json").exists():
+            pathlib.Path(run).mkdir(parents=True, exist_ok=True)
+            (pathlib.Path(run) / "evaluation.json").write_text(json.dumps({"macro_f1": 0.5}))
+    seeds = gather(result)["seeds"]
+    paper = seeds["CC-VGG-NPDD-SL"]["copy_performance"]
+    assert paper["values"] == pytest.approx([0.5, 0.6, 0.7]) and paper["mean"] == pytest.approx(0.6)
+    assert paper["std"] == pytest.approx(0.1)  # sample std of 0.5, 0.6, 0.7
+    assert seeds["CC-VGG-NPDD-SL.best"]["copy_performance"]["mean"] == pytest.approx(0.9)
+    assert seeds["CC-VGG-NPDD-SL.best"]["copy_performance"]["std"] == pytest.approx(0.0)
+    assert seeds["CC-VGG-NPDD-SL"]["seeds"] == [0, 1, 2]

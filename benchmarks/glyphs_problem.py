@@ -23,12 +23,12 @@ import PIL.ImageDraw
 import PIL.ImageFont
 
 from copycat_tf.problems.base import Example, Problem
+from copycat_tf.problems.digits import split_indices
 
 CLASSES = tuple("ABCDEFGHJKLMNPRT")
 PER_CLASS = 400  # 6,400 renderings: with 150 per class the 8-epoch target did not learn (macro F1 0.05)
 SIZE = 20  # stored side in pixels
 CANVAS = 64  # drawn at this side, then shrunk (antialiased) to SIZE
-FRACTIONS = {"odd": 0.4, "pdd": 0.3, "tdd": 0.3}
 FONT_FILES = (
     "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
     "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSerif-Italic.ttf", "DejaVuSerif-BoldItalic.ttf",
@@ -75,13 +75,6 @@ def render(index: int) -> tuple[np.ndarray, int]:
     return np.clip(np.round(pixels), 0, 255).astype(np.uint8), label
 
 
-def _split_indices(count: int, seed: int) -> dict[str, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(count)
-    odd_end = int(count * FRACTIONS["odd"])
-    pdd_end = odd_end + int(count * FRACTIONS["pdd"])
-    return {"odd": order[:odd_end], "pdd": order[odd_end:pdd_end], "tdd": order[pdd_end:]}
-
-
 def _read(part):
     split, indices = part
     for index in indices:
@@ -92,7 +85,7 @@ def _read(part):
 
 
 def glyphs_problem(seed: int = 0, per_class: int = PER_CLASS) -> Problem:
-    splits = _split_indices(per_class * len(CLASSES), seed)
+    splits = split_indices(per_class * len(CLASSES), seed)  # digits' seeded 40/30/30 split
     chunk = 300
     parts = {split: [(split, idx[i:i + chunk].tolist()) for i in range(0, len(idx), chunk)] for split, idx in splits.items()}
     return Problem(

@@ -148,7 +148,13 @@ class _Planner:
         """A copycat by a named recipe (its own steal options, balancing and training options): CC-*-NPDD-SL.NAME."""
         arch = ARCH.get(model["model"], model["model"])
         stolen_root = join(self.lake_of(runs), "stolen", _name(target_run))
-        stolen = self.steal(npdd, target_run, join(stolen_root, f"NPDD-SL.{name}"), *recipe.get("steal_options", []))
+        shared = []  # one transformed pool and one adaptive index for every seed's run of this recipe
+        options = recipe.get("steal_options", [])
+        if any(o.startswith("--pool_transforms=") for o in options):
+            shared.append(f"--pool={join(self.lake, 'npdd-pool')}")
+        if "--strategy=adaptive" in options:
+            shared.append(f"--adaptive_cache={join(self.lake, 'adaptive-cache')}")
+        stolen = self.steal(npdd, target_run, join(stolen_root, f"NPDD-SL.{name}"), *options, *shared)
         balance = recipe.get("balance", {"per_class": self.c.get("per_class", 1000)})
         data = self.balance(stolen, seed, **balance) if balance else stolen
         model = {**model, **recipe.get("model", {}),

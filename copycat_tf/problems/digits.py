@@ -14,7 +14,8 @@ from copycat_tf.problems.base import Example, Problem
 FRACTIONS = {"odd": 0.4, "pdd": 0.3, "tdd": 0.3}
 
 
-def _split_indices(count: int, seed: int) -> dict[str, np.ndarray]:
+def split_indices(count: int, seed: int) -> dict[str, np.ndarray]:
+    """A seeded permutation of ``count`` examples cut into disjoint ODD/PDD/TDD index sets (FRACTIONS)."""
     order = np.random.default_rng(seed).permutation(count)
     odd_end = int(count * FRACTIONS["odd"])
     pdd_end = odd_end + int(count * FRACTIONS["pdd"])
@@ -37,7 +38,7 @@ def digits_problem(seed: int = 0) -> Problem:
     from sklearn.datasets import load_digits
 
     count = len(load_digits().target)
-    splits = _split_indices(count, seed)
+    splits = split_indices(count, seed)
     chunk = 300
     parts = {split: [(split, idx[i:i + chunk].tolist()) for i in range(0, len(idx), chunk)] for split, idx in splits.items()}
     return Problem(

@@ -29,15 +29,23 @@ def test_the_demo_is_table_3_then_relevance_and_report():
         ("train", "runs/BL-VGG-PDD-OL/metrics.json"), ("steal-labels", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"),
         ("balance", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL-balanced-400/manifest.json"),
         ("train", "runs/CC-VGG-NPDD-SL/metrics.json"), ("train", "runs/CC-VGG-NPDD+PDD-SL/metrics.json"),
+        ("steal-labels", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL.adaptive+transforms/manifest.json"),
+        ("balance", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL.adaptive+transforms-balanced-400/manifest.json"),
+        ("train", "runs/CC-VGG-NPDD-SL.adaptive+transforms/metrics.json"),
         ("train", "runs/CC-VGG-PDD-SL/metrics.json"),
         *[("evaluate", f"runs/{name}/evaluation.json") for name in
-          ("BL-VGG-ODD-OL", "BL-VGG-PDD-OL", "CC-VGG-NPDD-SL", "CC-VGG-NPDD+PDD-SL", "CC-VGG-PDD-SL")],
+          ("BL-VGG-ODD-OL", "BL-VGG-PDD-OL", "CC-VGG-NPDD-SL", "CC-VGG-NPDD+PDD-SL", "CC-VGG-NPDD-SL.adaptive+transforms",
+           "CC-VGG-PDD-SL")],
         ("relevance", "runs/relevance/relevance.json"), ("report", "report/index.html"),
     ]
     calls = _by_output(result.calls)
     fine_tune = calls["/d/runs/CC-VGG-NPDD+PDD-SL/metrics.json"]
     assert fine_tune.flag("init") == "/d/runs/CC-VGG-NPDD-SL" and fine_tune.flag("augment") and fine_tune.flag("epochs") == "4"
     assert calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"].flag("oracle") == "/d/runs/BL-VGG-ODD-OL/export"
+    best = calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.adaptive+transforms/manifest.json"]
+    paper = calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"]
+    assert best.flag("max_queries") == "6000" and best.flag("strategy") == "adaptive"  # the paper's budget: 6000 crops
+    assert best.flag("pool") == "/d/lake/npdd-pool" and paper.flag("max_queries") is None
 
 
 def test_the_demo_replicates_its_npdd_copycat_over_three_seeds_by_default():
@@ -143,6 +151,7 @@ def _seeded_config():
 
 def test_seeds_replicate_the_npdd_copycats_against_a_target_of_each_seed():
     result = plan(_seeded_config(), "/o")
+    assert result.replicates[0][2][1].endswith("CC-VGG-NPDD-SL.best")
     assert [(seed, name.rsplit("/", 1)[-1]) for seed, _, copies in result.replicates for name in copies] == [
         (0, "CC-VGG-NPDD-SL"), (0, "CC-VGG-NPDD-SL.best"), (1, "CC-VGG-NPDD-SL"), (1, "CC-VGG-NPDD-SL.best"),
         (2, "CC-VGG-NPDD-SL"), (2, "CC-VGG-NPDD-SL.best")]

@@ -15,7 +15,7 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from tfrecords_schema import RecordKind, decode, encode, fileio, shard_filename, shard_for
+from tfrecords_schema import MANIFEST_NAME, RecordKind, decode, encode, fileio, shard_filename, shard_for
 
 SHARD_PREFIX = "images"
 
@@ -123,7 +123,7 @@ def shard_count(records: int, bytes_per_record: float, shard_mb: float = 128.0) 
 # Stage bookkeeping
 
 
-STAGE_FILE_PATTERNS = ("manifest.json", f"{SHARD_PREFIX}-?????-of-?????.tfrecord", f"{SHARD_PREFIX}-?????-of-?????.tfrecord.tmp",
+STAGE_FILE_PATTERNS = (MANIFEST_NAME, f"{SHARD_PREFIX}-?????-of-?????.tfrecord", f"{SHARD_PREFIX}-?????-of-?????.tfrecord.tmp",
                        "dataset_info.json", "features.json", "_stats.json")
 
 

@@ -11,6 +11,8 @@ A *variant* is a chain of transforms joined by ``+``; ``--pool_transforms`` list
     rotate      a random turn of up to 30 degrees either way, corners filled with the median colour
     lowres      shrunk to 6-12 px on the short side and enlarged back: the blur of tiny problem images
                 (8x8 digits, 32x32 photos) once the oracle has resized them
+    plain       a plain background: the darkest 50-80% of the pixels (a random share) black, the rest
+                stretched; ``plain+invert`` gives dark objects on white
 
     --pool_transforms=grayscale+contrast,grayscale+invert+contrast,zoom+grayscale+contrast
 
@@ -78,8 +80,18 @@ def _lowres(image, rng):
     return small.resize((width, height), PIL.Image.Resampling.BILINEAR)
 
 
+def _plain(image, rng):
+    """An object on a plain background: what is darker than a random 50th-80th percentile of the luminance
+    becomes black and the rest is stretched to the full range (follow with ``invert`` for dark on light)."""
+    pixels = np.asarray(image, np.float32)
+    luminance = pixels.mean(axis=2)
+    cut = float(np.percentile(luminance, rng.uniform(50, 80)))
+    top = max(float(luminance.max()), cut + 1.0)
+    return PIL.Image.fromarray(np.clip(np.round((pixels - cut) * (255.0 / (top - cut))), 0, 255).astype(np.uint8))
+
+
 TRANSFORMS = {"grayscale": _grayscale, "invert": _invert, "contrast": _contrast, "zoom": _zoom, "rotate": _rotate,
-              "lowres": _lowres}
+              "lowres": _lowres, "plain": _plain}
 
 
 def parse_variants(spec: str | Sequence[str] | None) -> list[str]:

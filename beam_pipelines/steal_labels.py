@@ -1,12 +1,14 @@
 """steal_labels: ask the oracle for the top-1 class of every image, in batches, paying once per image.
 
-    images ─┬─ answered in the ledger already ──────────────────────────────┐
-            └─ not yet ─ (budget: the first N by seeded hash) ─ RunInference ┴─ labeled shards (SL)
-                                                  │
-                            ledger: spend before sending, answers after
+    images ─ (budget: the first N by seeded hash) ─┬─ answered in the ledger already ────┐
+                                                    └─ not yet ─ RunInference ───────────┴─ labeled shards (SL)
+                                                                      │
+                                                ledger: spend before sending, answers after
 
-Which images are asked (``strategy``): ``random`` (the paper) takes the budget's worth by a seeded
-hash; ``adaptive`` (copycat_tf.adaptive) runs rounds in the launcher that steer the budget to the
+Which images are asked (``strategy``): ``random`` (the paper) takes the first ``max_queries`` images of
+a seeded-hash order, whether the ledger holds their answers or not, so the output at budget N is the
+prefix of the output at any larger budget (a data curve sharing one ``--ledger`` pays for its largest
+point only); ``adaptive`` (copycat_tf.adaptive) runs rounds in the launcher that steer the budget to the
 classes furthest below quota, then this pipeline writes what the ledger holds. With
 ``pool_transforms`` the pool is first widened with derived images (beam_pipelines.pool_transforms).
 Every manifest carries a coverage report (copycat_tf.coverage).
@@ -152,6 +154,15 @@ def _labeled(fingerprint: str):
     return to_record
 
 
+def _keep_chosen(elements, chosen, name: str, image_id):
+    """The elements whose image id is among ``chosen`` ((id, True) pairs)."""
+    return (
+        {"element": elements | f"{name}ById" >> beam.Map(lambda e: (image_id(e), e)), "chosen": chosen}
+        | f"Join{name}Chosen" >> beam.CoGroupByKey()
+        | f"Keep{name}Chosen" >> beam.FlatMap(lambda e: e[1]["element"] if e[1]["chosen"] else [])
+    )
+
+
 def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], fingerprint: str, run_id: str,
                    budget_left: int | None, num_shards: int):
     ledger = Ledger(config.ledger_root, fingerprint)
@@ -168,20 +179,23 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
         | "JoinLedger" >> beam.CoGroupByKey()
         | "SplitByLedger" >> beam.FlatMap(_split_by_ledger).with_outputs("known", main="ask")
     )
-    to_ask = split.ask
-    if budget_left is not None and budget_left > 0:  # the budget's worth of images, chosen by a seeded hash (deterministic)
+    known, to_ask = split.known, split.ask
+    if config.strategy == "random" and config.max_queries is not None:
+        # The output is the first max_queries images of one seeded-hash order, answered already or not: a run
+        # at budget N is a prefix of a run at a larger budget, and with a shared --ledger a data curve pays
+        # only for its largest point. The ledger's claim keeps the spend within the budget.
         seed = config.seed
-        chosen = (
-            to_ask
-            | "SelectionKeys" >> beam.Map(lambda r: (selection_key(seed, r["id"]), r["id"]))
-            | "FirstN" >> beam.combiners.Top.Smallest(budget_left)
-            | "ChosenIds" >> beam.FlatMap(lambda top: [(image_id, True) for _, image_id in top])
-        )
-        to_ask = (
-            {"image": to_ask | "AskById" >> beam.Map(lambda r: (r["id"], r)), "chosen": chosen}
-            | "JoinChosen" >> beam.CoGroupByKey()
-            | "KeepChosen" >> beam.FlatMap(lambda e: e[1]["image"] if e[1]["chosen"] else [])
-        )
+        if config.max_queries > 0:
+            chosen = (
+                records
+                | "SelectionKeys" >> beam.Map(lambda r: (selection_key(seed, r["id"]), r["id"]))
+                | "FirstN" >> beam.combiners.Top.Smallest(config.max_queries)
+                | "ChosenIds" >> beam.FlatMap(lambda top: [(image_id, True) for _, image_id in sorted(set(top))])
+            )
+        else:
+            chosen = pipeline | "NoneChosen" >> beam.Create([])
+        to_ask = _keep_chosen(to_ask, chosen, "Ask", lambda r: r["id"])
+        known = _keep_chosen(known, chosen, "Known", lambda pair: pair[0]["id"])
     if budget_left == 0:  # nothing may be sent: the oracle is not even loaded
         new = pipeline | "NothingAsked" >> beam.Create([])
     else:
@@ -190,7 +204,7 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
         answered = to_ask | "AskOracle" >> RunInference(handler)
         new = (answered | "Answered" >> beam.Filter(lambda p: p.inference is not None)
                | "Pairs" >> beam.Map(lambda p: (p.example, p.inference)))
-    labeled = (split.known, new) | "AllLabeled" >> beam.Flatten() | "ToRecord" >> beam.Map(_labeled(fingerprint))
+    labeled = (known, new) | "AllLabeled" >> beam.Flatten() | "ToRecord" >> beam.Map(_labeled(fingerprint))
     written = labeled | "WriteShards" >> lake_io.WriteShards(config.output, LABELED_IMAGE, num_shards)
 
     count = beam.combiners.Count.Globally
@@ -204,7 +218,7 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
                 "histogram": sorted(hist), "shards": sorted(shards_written, key=lambda s: s["index"]),
             }),
             beam.pvalue.AsSingleton(records | "CountImages" >> count()),
-            beam.pvalue.AsSingleton(split.known | "CountKnown" >> count()),
+            beam.pvalue.AsSingleton(known | "CountKnown" >> count()),
             beam.pvalue.AsSingleton(new | "CountNew" >> count()),
             beam.pvalue.AsList(histogram),
             beam.pvalue.AsList(written),

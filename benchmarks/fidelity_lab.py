@@ -27,6 +27,12 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
             synthetic mixes of two pool images of different (interim) classes near the decision boundary
     L4-L3   L4 without L3 (the ablation)
     L5      L4 with a 16-epoch copycat schedule
+    L2plain L2 with ten more families: objects on a plain background (``plain``: the darkest 50-80% of the
+            pixels black), light on black or (a last ``invert``) dark on white, blurred or not
+    L2e16   L2 with a 16-epoch copycat schedule
+    L2x     L2 with half the budget random from the mixture, then four rounds of variants (same-class blends,
+            small shifts, turns and zooms) of the labeled images of the classes below budget / K
+    L2plainx  L2x over the plain-background families too
 
 Results: one JSON line per run in ``benchmarks/results/fidelity_lab.jsonl``.
 
@@ -89,6 +95,21 @@ FAMILIES = (
     "zoom+grayscale+invert+contrast+lowres",
 )
 
+# Objects on a plain background (light on black, or with a last invert dark on white), blurred or not.
+PLAIN = (
+    "grayscale+contrast+plain",
+    "grayscale+invert+contrast+plain",
+    "grayscale+contrast+plain+lowres",
+    "grayscale+invert+contrast+plain+lowres",
+    "zoom+grayscale+contrast+plain",
+    "zoom+grayscale+invert+contrast+plain",
+    "grayscale+contrast+plain+invert",
+    "grayscale+invert+contrast+plain+invert",
+    "grayscale+contrast+plain+lowres+invert",
+    "grayscale+invert+contrast+plain+lowres+invert",
+)
+FAMILY_SETS = {"base": FAMILIES, "plain": FAMILIES + PLAIN}
+
 
 def log(*parts):
     print(time.strftime("%H:%M:%S"), *parts, flush=True)
@@ -102,7 +123,7 @@ def load_problem(name: str, seed: int) -> dict:
         from copycat_tf.problems.digits import digits_problem
         problem = digits_problem(seed)
     elif name == "glyphs":
-        from glyphs_problem import glyphs_problem
+        from copycat_tf.problems.glyphs import glyphs_problem
         problem = glyphs_problem(seed)
     else:
         raise SystemExit(f"unknown problem {name!r}: digits or glyphs")
@@ -295,6 +316,7 @@ def k_center(features: np.ndarray, centers: np.ndarray, k: int) -> list[int]:
 @dataclasses.dataclass
 class Stack:
     families: str = "none"  # none | uniform | mixture
+    family_set: str = "base"  # FAMILY_SETS: which derived families the pool offers
     rounds: int = 0  # L4 rounds (0: random within the family mixture)
     train: str = "balance"  # balance (once) | resample (a fresh balanced draw each epoch) | weighted (loss weights)
     augment: str = ""  # copycat-train --augment spec
@@ -304,6 +326,7 @@ class Stack:
     seed_fraction: float = 0.3
     mix_fraction: float = 0.2
     explore: float = 0.4
+    expand_rounds: int = 0  # L2x: rounds that query variants of images already labeled in classes below quota
 
 
 AUG = "translate,rotate,scale,contrast"
@@ -318,6 +341,10 @@ STACKS = {
     "L4": Stack(families="mixture", train="resample", rounds=4),
     "L4+L3": Stack(families="mixture", train="resample", augment=AUG, rounds=4),
     "L5": Stack(families="mixture", train="resample", rounds=4, epochs=16),
+    "L2plain": Stack(families="mixture", family_set="plain", train="resample"),
+    "L2e16": Stack(families="mixture", train="resample", epochs=16),
+    "L2x": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5),
+    "L2plainx": Stack(families="mixture", family_set="plain", train="resample", expand_rounds=4, seed_fraction=0.5),
 }
 
 
@@ -349,6 +376,10 @@ def steal(stack: Stack, pool: dict, oracle: Oracle, budget: int, num_classes: in
         weights = np.ones(len(families)) / len(families)
     info["weights"] = {f: round(float(w), 3) for f, w in zip(families, weights)}
 
+    if stack.expand_rounds:
+        for family, n in zip(families, _apportion(int(budget * stack.seed_fraction) - oracle.spent, weights)):
+            take_random(family, n)
+        expand(stack, stolen, oracle, budget, num_classes, rng, info)
     if stack.rounds == 0:
         for family, n in zip(families, _apportion(budget - oracle.spent, weights)):
             take_random(family, n)
@@ -427,6 +458,58 @@ def steal(stack: Stack, pool: dict, oracle: Oracle, budget: int, num_classes: in
     return stolen
 
 
+def variants(parents: np.ndarray, partners: np.ndarray, rng) -> np.ndarray:
+    """Near copies of labeled images: half blended with another image of the same class, then a small random
+    affine move (shift up to 3 px, turn up to 15 degrees, scale 0.9-1.1), edges filled with the corner colour."""
+    out = np.empty_like(parents)
+    for i, (a, b) in enumerate(zip(parents, partners)):
+        image = a.astype(np.float32)
+        if rng.random() < 0.5:
+            alpha = rng.uniform(0.5, 0.8)
+            image = alpha * image + (1 - alpha) * b.astype(np.float32)
+        picture = PIL.Image.fromarray(np.clip(np.round(image), 0, 255).astype(np.uint8))
+        angle, scale = rng.uniform(-15, 15), rng.uniform(0.9, 1.1)
+        shift = rng.uniform(-3, 3, 2)
+        fill = tuple(int(v) for v in np.asarray(picture)[0, 0])
+        moved = picture.rotate(angle, resample=PIL.Image.Resampling.BILINEAR, translate=tuple(shift), fillcolor=fill)
+        side = max(1, round(SIZE * scale))
+        moved = moved.resize((side, side), PIL.Image.Resampling.BILINEAR)
+        canvas = PIL.Image.new("RGB", (SIZE, SIZE), fill)
+        canvas.paste(moved, ((SIZE - side) // 2, (SIZE - side) // 2))
+        out[i] = np.asarray(canvas)
+    return out
+
+
+def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classes: int, rng, info: dict) -> None:
+    """L2x: rounds that spend the budget on variants of the labeled images of the classes furthest below
+    budget / K (the oracle labels every variant; a variant may land in another class). No interim model."""
+    quota = budget // num_classes
+    info["expand"] = []
+    for number in range(stack.expand_rounds):
+        left = budget - oracle.spent
+        if left <= 0:
+            break
+        round_n = math.ceil(left / (stack.expand_rounds - number))
+        x, y = stolen.arrays()
+        histogram = np.bincount(y, minlength=num_classes)
+        deficits = np.where(histogram > 0, np.maximum(0, quota - histogram), 0).astype(np.float64)
+        if deficits.sum() == 0:
+            break
+        shares = _apportion(round_n, deficits)
+        parents, partners = [], []
+        for c, n in enumerate(shares):
+            if n:
+                members = np.flatnonzero(y == c)
+                parents.append(x[rng.choice(members, n)])
+                partners.append(x[rng.choice(members, n)])
+        made = variants(np.concatenate(parents), np.concatenate(partners), rng)
+        labels = oracle(made)
+        stolen.add(made, labels, "variant")
+        info["expand"].append({"round": number + 1, "asked": int(len(made)), "kept_class": round(float(
+            np.mean(labels == np.repeat(np.arange(num_classes), shares))), 3),
+            "histogram": np.bincount(stolen.arrays()[1], minlength=num_classes).tolist()})
+
+
 def balance(x, y, num_classes, total, seed):
     """copycat-balance --total: every present class to total // K images by replication or elimination."""
     rng = np.random.default_rng(seed)
@@ -458,7 +541,7 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
         return model
     # Pseudo-labels on unqueried pool images of the same families (no query spent), then a second training.
     rng = np.random.default_rng(seed + 1)
-    families = sorted(set(stolen.family) - {"mix"})
+    families = sorted(set(stolen.family) - {"mix", "variant"})
     cand = np.concatenate([pool[f][rng.choice(len(pool[f]), min(len(pool[f]), 2 * budget // len(families)),
                                                replace=False)] for f in families])
     probs = predict(model, cand)
@@ -522,7 +605,7 @@ def main(argv=None):
     if os.path.exists(args.output):
         done = {(r["problem"], r["stack"], r["budget"], r["seed"], r.get("tag", "")) for r in map(json.loads, open(args.output))}
     for seed in [int(s) for s in args.seeds.split(",")]:
-        pool = build_pool(seed, args.pool, FAMILIES, args.cache)
+        pools = {}
         for problem_name in args.problems.split(","):
             problem = load_problem(problem_name, seed)
             k = problem["num_classes"]
@@ -542,6 +625,9 @@ def main(argv=None):
                     if (problem_name, name, budget, seed, args.tag) in done:
                         continue
                     stack = dataclasses.replace(STACKS[name], epochs=1) if args.smoke else STACKS[name]
+                    if stack.family_set not in pools:
+                        pools[stack.family_set] = build_pool(seed, args.pool, FAMILY_SETS[stack.family_set], args.cache)
+                    pool = pools[stack.family_set]
                     started = time.time()
                     info = {}
                     oracle = Oracle(target, budget)

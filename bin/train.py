@@ -6,8 +6,6 @@
         --mixed_precision --input_size=224 --batch_size=256 --output=runs/CC-VGG-NPDD-SL
 """
 
-import os
-
 from absl import flags
 
 from copycat_bin import app
@@ -25,6 +23,9 @@ flags.DEFINE_enum("strategy", "auto", ["auto", "one_device", "mirrored", "multi_
 flags.DEFINE_bool("mixed_precision", False, "float16 (GPU) or bfloat16 (CPU/TPU) compute with float32 weights.")
 flags.DEFINE_string("augment", "none", "none, paper, or a comma-separated list of intensity, contrast, crop, flip, "
                     "blur, noise, rotate, scale, shear, translate.")
+flags.DEFINE_enum("class_balance", "none", ["none", "resample"], "resample: every epoch a fresh balanced draw of the "
+                  "training labels (rare classes repeated, common ones taking turns), so every stolen label is used "
+                  "without copycat-balance throwing any away.")
 flags.DEFINE_float("width", 1.0, "Multiplier of every layer's size, in (0, 4] (e.g. 0.25 for a small-scale run).")
 flags.DEFINE_float("dropout", 0.5, "Dropout rate of the fully connected layers (0 to 0.99).")
 flags.DEFINE_float("momentum", 0.9, "SGD momentum (0 to 0.999; the paper's 0.9).")
@@ -38,18 +39,19 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> int:
     app.require("train", "output", positional=argv)
+    from copycat_tf.run_dir import RunDir
     from copycat_tf.training import TrainConfig, train
 
     config = TrainConfig(
         model=FLAGS.model, train=FLAGS.train, output=FLAGS.output, val=FLAGS.val, input_size=FLAGS.input_size,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, lr=FLAGS.lr, init=FLAGS.init, strategy=FLAGS.strategy,
-        mixed_precision=FLAGS.mixed_precision, augment=FLAGS.augment, seed=FLAGS.seed, width=FLAGS.width,
+        mixed_precision=FLAGS.mixed_precision, augment=FLAGS.augment, class_balance=FLAGS.class_balance, seed=FLAGS.seed, width=FLAGS.width,
         dropout=FLAGS.dropout, checkpoint_every=FLAGS.checkpoint_every, deterministic=FLAGS.deterministic,
         momentum=FLAGS.momentum, weight_decay=FLAGS.weight_decay, verbose=FLAGS.verbose,
     )
     config.validate()  # every number range-checked before any work (train checks again for library callers)
     metrics = train(config)
-    line = f"trained {metrics['model']} for {metrics['steps']} steps -> {os.path.join(FLAGS.output, 'export')}"
+    line = f"trained {metrics['model']} for {metrics['steps']} steps -> {RunDir(FLAGS.output).export}"
     if "final_val_accuracy" in metrics:
         line += f" (validation accuracy {metrics['final_val_accuracy']:.3f})"
     print(line)

@@ -18,10 +18,13 @@ import os
 from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.experiment import plan, run_experiment
+from copycat_tf.run_dir import RunDir, RunName, lake_manifest
 
 log = logging.getLogger("copycat.demo")
-TARGET = "BL-VGG-ODD-OL"
-COPYCATS = ("CC-VGG-NPDD-SL", "CC-VGG-PDD-SL", "CC-VGG-NPDD+PDD-SL")
+TARGET = str(RunName("BL", "VGG", "ODD", "OL"))
+BASELINE = str(RunName("BL", "VGG", "PDD", "OL"))
+PAPER_COPYCAT = RunName("CC", "VGG", "NPDD", "SL")  # the paper's recipe
+COPYCATS = (str(PAPER_COPYCAT), str(RunName("CC", "VGG", "PDD", "SL")), str(RunName("CC", "VGG", "NPDD+PDD", "SL")))
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.json")
 
 
@@ -74,17 +77,17 @@ def _summary(out: str, result, results: dict, problem: str = "digits") -> dict:
     names = [os.path.basename(r) for r in result.evaluated]
     scores = {}
     for name in names:
-        with open(os.path.join(runs, name, "evaluation.json")) as handle:
+        with open(RunDir(os.path.join(runs, name)).evaluation) as handle:
             scores[name] = json.load(handle)
     target_name = os.path.basename(result.target)
-    baselines = [n for n in names if n.startswith("BL-") and n.endswith("-PDD-OL")]
+    baselines = [n for n in names if _is_baseline(RunName.parse(n))]
     target = scores[target_name]["macro_f1"]
     baseline = scores[baselines[0]]["macro_f1"] if baselines else None
-    with open(os.path.join(out, "lake", "stolen", target_name, "NPDD-SL", "manifest.json")) as handle:
+    with open(lake_manifest(os.path.join(out, "lake", "stolen", target_name, "NPDD-SL"))) as handle:
         stolen = json.load(handle)["extra"]
     seeds = results.get("seeds", {})
     copycats = {}
-    for name in (n for n in names if n.startswith("CC-")):
+    for name in (n for n in names if RunName.parse(n).kind == "CC"):
         over_seeds = seeds.get(name)
         first = scores[name]["macro_f1"] / target
         copycats[name] = {
@@ -112,6 +115,16 @@ def _summary(out: str, result, results: dict, problem: str = "digits") -> dict:
     return summary
 
 
+def _is_baseline(name: RunName) -> bool:
+    """BL-ARCH-PDD-OL: trained on the problem-domain images with their original labels."""
+    return (name.kind, name.data, name.labels, name.recipe, name.budget) == ("BL", "PDD", "OL", None, None)
+
+
+def _is_recipe_of(name: RunName, paper: RunName) -> bool:
+    """CC-VGG-NPDD-SL.RECIPE (any budget): the paper's copycat with labels stolen another way."""
+    return name.recipe is not None and dataclasses.replace(name, recipe=None, budget=None) == paper
+
+
 def _cell(name: str, copy: dict) -> str:
     low, high = copy["copy_performance_95"] or (float("nan"), float("nan"))
     spread = (f" ± {100 * copy['copy_performance_std']:.1f}" if len(copy["seeds"]) > 1 else "")
@@ -122,7 +135,7 @@ def _cell(name: str, copy: dict) -> str:
 
 def table3_row(summary: dict) -> str:
     runs, copies = summary["runs"], summary["copycats"]
-    cells = [f"target {TARGET} {runs[TARGET]['macro_f1']:.3f}", f"baseline BL-VGG-PDD-OL {runs['BL-VGG-PDD-OL']['macro_f1']:.3f}"]
+    cells = [f"target {TARGET} {runs[TARGET]['macro_f1']:.3f}", f"baseline {BASELINE} {runs[BASELINE]['macro_f1']:.3f}"]
     cells += [_cell(name, copy) for name, copy in copies.items()]
     return "Table 3, digits (copy performance = copycat macro F1 / target macro F1): " + "; ".join(cells)
 
@@ -130,7 +143,8 @@ def table3_row(summary: dict) -> str:
 def paper_vs_best(summary: dict) -> str:
     """The paper's recipe beside the project's best strategy, each as mean ± std over the seeds."""
     copies = summary["copycats"]
-    best = [name for name in copies if name.startswith("CC-VGG-NPDD-SL.")]
-    lines = [f"paper recipe   {_cell('CC-VGG-NPDD-SL', copies['CC-VGG-NPDD-SL'])}"]
+    best = [name for name in copies if _is_recipe_of(RunName.parse(name), PAPER_COPYCAT)]
+    paper = str(PAPER_COPYCAT)
+    lines = [f"paper recipe   {_cell(paper, copies[paper])}"]
     lines += [f"best strategy  {_cell(name, copies[name])}" for name in best]
     return "\n".join(lines)

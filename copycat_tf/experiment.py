@@ -5,10 +5,12 @@ A config (JSON, see ``configs/``) names the problem, the NPDD sources, the model
   same_architecture   Table 3: target, PDD baseline, CC-*-NPDD-SL, CC-*-PDD-SL, CC-*-NPDD+PDD-SL
   cross_architecture  Table 4: AlexNet baseline and AlexNet copycat of the VGG target
   data_curve          Fig. 5: copycats from the first N stolen labels (nested subsets: the same
-                      seeded-hash order), with and without PDD fine-tuning; runs named NAME@N
+                      seeded-hash order, read from the full steal's ledger, so the curve costs no
+                      extra query), with and without PDD fine-tuning; runs named NAME@N
   robustness          three targets with different seeds, each copied; mean ± std of copy performance
   coverage            beyond the paper: stealing strategies (random, adaptive, each with or without pool
-                      transforms) at equal budgets; per point the classes covered, copy performance and
+                      transforms) at equal budgets, one ledger per strategy (a budget continues the
+                      smaller one: the curve pays its largest budget); per point the classes covered, copy performance and
                       agreement; runs named CC-VGG-NPDD-SL.STRATEGY@N (see copycat_tf.adaptive)
 
 :func:`plan` turns a config into the list of stage calls (nothing runs; tests compare call lists);
@@ -24,6 +26,7 @@ import statistics
 
 from copycat_tf.errors import CopycatError
 from copycat_tf.plan import StageCall, execute, join, unique
+from copycat_tf.run_dir import RunDir, RunName, lake_manifest
 
 EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage")
 STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms")
@@ -87,14 +90,14 @@ class _Planner:
                 f"--seed={self.seed}"]
         if self.c.get("tfds_data_dir"):
             args.append(f"--tfds_data_dir={self.c['tfds_data_dir']}")
-        self.add("prepare-problem", args, join(self.tdd, "manifest.json"))
+        self.add("prepare-problem", args, lake_manifest(self.tdd))
         npdd = join(self.lake, "npdd")
         args = [f"--source={s}" for s in self.c.get("sources", ["bundled"])]
         args += [f"--bundled_crops={self.c.get('bundled_crops', 2000)}", f"--max_side={self.c.get('max_side', 256)}",
                  f"--seed={self.seed}", f"--output={npdd}"]
         if self.c.get("tfds_data_dir"):
             args.append(f"--tfds_data_dir={self.c['tfds_data_dir']}")
-        self.add("build-npdd", args + self.c.get("beam_options", []), join(npdd, "manifest.json"))
+        self.add("build-npdd", args + self.c.get("beam_options", []), lake_manifest(npdd))
         return npdd
 
     def train(self, run: str, model: dict, data: str, *extra: str, seed: int | None = None,
@@ -103,13 +106,13 @@ class _Planner:
                 f"--epochs={epochs or model.get('epochs', 5)}", f"--lr={model.get('lr', 0.01)}",
                 f"--batch_size={model.get('batch_size', 32)}", f"--seed={self.seed if seed is None else seed}",
                 f"--train={data}", f"--output={run}", *extra]
-        self.add("train", args + model.get("train_options", []), join(run, "metrics.json"))
+        self.add("train", args + model.get("train_options", []), RunDir(run).metrics)
         return run
 
     def steal(self, images: str, target_run: str, output: str, *extra: str) -> str:
-        args = [f"--images={images}", f"--oracle={join(target_run, 'export')}", "--batch_size=64", f"--output={output}",
+        args = [f"--images={images}", f"--oracle={RunDir(target_run).export}", "--batch_size=64", f"--output={output}",
                 f"--price_per_1000={self.c.get('price_per_1000', 1.0)}", *extra]
-        self.add("steal-labels", args + self.c.get("beam_options", []), join(output, "manifest.json"))
+        self.add("steal-labels", args + self.c.get("beam_options", []), lake_manifest(output))
         return output
 
     def balance(self, stolen: str, seed: int | None = None, per_class: int | None = None, total: int | None = None) -> str:
@@ -120,25 +123,28 @@ class _Planner:
             output, size = f"{stolen}-balanced-{per_class}", f"--per_class={per_class}"
         self.add("balance", [f"--input={stolen}", size, "--allow_missing_classes",
                              f"--seed={self.seed if seed is None else seed}", f"--output={output}",
-                             *self.c.get("beam_options", [])], join(output, "manifest.json"))
+                             *self.c.get("beam_options", [])], lake_manifest(output))
         return output
 
     def evaluate(self, run: str, target_run: str) -> str:
-        output = join(run, "evaluation.json")
-        self.add("evaluate", [f"--model={join(run, 'export')}", f"--reference={join(target_run, 'export')}",
+        output = RunDir(run).evaluation
+        self.add("evaluate", [f"--model={RunDir(run).export}", f"--reference={RunDir(target_run).export}",
                               f"--test={self.tdd}", f"--bootstrap={self.c.get('bootstrap', 500)}", f"--output={output}"],
                  output)
         return output
 
     def copy_runs(self, runs: str, target_run: str, npdd: str, pdd_sl: str | None, model: dict, seed: int | None = None,
-                  fine_tune: bool = True, suffix: str = "", *steal_extra: str) -> list[str]:
+                  fine_tune: bool = True, budget: int | None = None, *steal_extra: str) -> list[str]:
         """Steal NPDD labels from the target, balance, train the copycat (and its PDD fine-tuned version)."""
         arch = ARCH.get(model["model"], model["model"])
         stolen_root = join(self.lake_of(runs), "stolen", _name(target_run))  # DESIGN: LAKE/stolen/ORACLE/
+        suffix = f"@{budget}" if budget is not None else ""
         stolen = self.steal(npdd, target_run, join(stolen_root, f"NPDD-SL{suffix}"), *steal_extra)
-        made = [self.train(join(runs, f"CC-{arch}-NPDD-SL{suffix}"), model, self.balance(stolen, seed), seed=seed)]
+        made = [self.train(_run(runs, "CC", arch, "NPDD", "SL", budget=budget), model, self.balance(stolen, seed),
+                           seed=seed)]
         if fine_tune and pdd_sl:
-            made.append(self.train(join(runs, f"CC-{arch}-NPDD+PDD-SL{suffix}"), model, pdd_sl, f"--init={made[0]}",
+            made.append(self.train(_run(runs, "CC", arch, "NPDD+PDD", "SL", budget=budget), model, pdd_sl,
+                                   f"--init={made[0]}",
                                    f"--augment={FINE_TUNE_AUGMENT}", seed=seed,
                                    epochs=max(1, model.get("epochs", 5) // 2)))
         return made
@@ -159,7 +165,7 @@ class _Planner:
         data = self.balance(stolen, seed, **balance) if balance else stolen
         model = {**model, **recipe.get("model", {}),
                  "train_options": [*model.get("train_options", []), *recipe.get("train_options", [])]}
-        return self.train(join(runs, f"CC-{arch}-NPDD-SL.{name}"), model, data, seed=seed)
+        return self.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=name), model, data, seed=seed)
 
     def lake_of(self, runs: str) -> str:
         """The lake beside a runs folder (OUT/runs → OUT/lake; OUT/robustness/seedS/runs → .../seedS/lake)."""
@@ -167,7 +173,13 @@ class _Planner:
 
 
 def _name(folder: str) -> str:
-    return folder.rstrip("/").rsplit("/", 1)[-1]
+    return RunDir(folder).name
+
+
+def _run(runs: str, kind: str, arch: str, data: str, labels: str, recipe: str | None = None,
+         budget: int | None = None) -> str:
+    """The folder of a run under ``runs``, named in the paper's scheme (CopycatError for a name it cannot spell)."""
+    return join(runs, str(RunName(kind, arch, data, labels, recipe=recipe, budget=budget)))
 
 
 def plan(config: dict, output: str) -> Plan:
@@ -177,7 +189,7 @@ def plan(config: dict, output: str) -> Plan:
     runs = join(p.out, "runs")
     target_model, copy_model = config["target"], config["copycat"]
     arch = ARCH.get(target_model["model"], target_model["model"])
-    target = p.train(join(runs, f"BL-{arch}-ODD-OL"), target_model, join(p.problem, "odd"), f"--val={p.tdd}")
+    target = p.train(_run(runs, "BL", arch, "ODD", "OL"), target_model, join(p.problem, "odd"), f"--val={p.tdd}")
     pdd = join(p.problem, "pdd")
     pdd_sl = p.steal(pdd, target, join(p.lake, "stolen", _name(target), "PDD-SL"))
     result = Plan(calls=[], out=p.out, target=target, evaluated=[target])
@@ -185,22 +197,24 @@ def plan(config: dict, output: str) -> Plan:
     recipes = config.get("recipes", {})
     if "same_architecture" in experiments:
         copy_arch = ARCH.get(copy_model["model"], copy_model["model"])
-        result.evaluated.append(p.train(join(runs, f"BL-{copy_arch}-PDD-OL"), copy_model, pdd))
+        result.evaluated.append(p.train(_run(runs, "BL", copy_arch, "PDD", "OL"), copy_model, pdd))
         copies = p.copy_runs(runs, target, npdd, pdd_sl, copy_model)
         copies += [p.recipe_run(runs, target, npdd, copy_model, name, recipe) for name, recipe in recipes.items()]
         result.evaluated += copies
-        result.evaluated.append(p.train(join(runs, f"CC-{copy_arch}-PDD-SL"), copy_model, pdd_sl))
-        result.replicates.append((p.seed, target, [r for r in copies if "NPDD+PDD" not in r]))
+        result.evaluated.append(p.train(_run(runs, "CC", copy_arch, "PDD", "SL"), copy_model, pdd_sl))
+        result.replicates.append((p.seed, target, [r for r in copies if RunDir(r).run_name.data != "NPDD+PDD"]))
         for seed in [s for s in config.get("seeds", [p.seed]) if s != p.seed]:
             _plan_replicate(p, config, npdd, seed, result)
     if "cross_architecture" in experiments:
         alex = config.get("alexnet", {**copy_model, "model": "alexnet_bn"})
-        result.evaluated.append(p.train(join(runs, "BL-Alex-PDD-OL"), alex, pdd))
+        result.evaluated.append(p.train(_run(runs, "BL", "Alex", "PDD", "OL"), alex, pdd))
         result.evaluated += p.copy_runs(runs, target, npdd, pdd_sl, alex, fine_tune=False)
     if "data_curve" in experiments:
-        for queries in config.get("data_curve", []):
-            result.evaluated += p.copy_runs(runs, target, npdd, pdd_sl, copy_model, None, True, f"@{queries}",
-                                            f"--max_queries={queries}")
+        # Every point reads the ledger of the full NPDD steal: the first N of one seeded-hash order, paid once.
+        ledger = join(p.lake_of(runs), "stolen", _name(target), "NPDD-SL", "ledger")
+        for queries in sorted(config.get("data_curve", [])):
+            result.evaluated += p.copy_runs(runs, target, npdd, pdd_sl, copy_model, None, True, queries,
+                                            f"--max_queries={queries}", f"--ledger={ledger}")
     for run in result.evaluated:
         p.evaluate(run, target)
     if "robustness" in experiments:
@@ -209,7 +223,7 @@ def plan(config: dict, output: str) -> Plan:
         _plan_coverage(p, config, npdd, target, runs, result)
     if config.get("relevance"):
         relevance = join(runs, "relevance")
-        copycats = [r for r in result.evaluated if _name(r).startswith("CC-")]
+        copycats = [r for r in result.evaluated if RunDir(r).run_name.kind == "CC"]
         p.add("relevance", [f"--target={target}", *(f"--copycat={r}" for r in copycats), f"--images={p.tdd}",
                             f"--count={config['relevance'].get('count', 4)}", f"--output={relevance}"],
               join(relevance, "relevance.json"))
@@ -224,7 +238,8 @@ def _plan_replicate(p: _Planner, config: dict, npdd: str, seed: int, result: Pla
     runs = join(p.out, "seeds", f"seed{seed}", "runs")
     target_model, copy_model = config["target"], config["copycat"]
     arch = ARCH.get(target_model["model"], target_model["model"])
-    target = p.train(join(runs, f"BL-{arch}-ODD-OL"), target_model, join(p.problem, "odd"), f"--val={p.tdd}", seed=seed)
+    target = p.train(_run(runs, "BL", arch, "ODD", "OL"), target_model, join(p.problem, "odd"), f"--val={p.tdd}",
+                     seed=seed)
     copies = p.copy_runs(runs, target, npdd, None, copy_model, seed=seed, fine_tune=False)
     copies += [p.recipe_run(runs, target, npdd, copy_model, name, recipe, seed=seed)
                for name, recipe in config.get("recipes", {}).items()]
@@ -238,7 +253,7 @@ def _plan_robustness(p: _Planner, config: dict, npdd: str, result: Plan) -> None
     for seed in config.get("robustness_seeds", [0, 1, 2]):
         runs = join(p.out, "robustness", f"seed{seed}", "runs")
         arch = ARCH.get(config["target"]["model"], config["target"]["model"])
-        target = p.train(join(runs, f"BL-{arch}-ODD-OL"), config["target"], join(p.problem, "odd"), seed=seed)
+        target = p.train(_run(runs, "BL", arch, "ODD", "OL"), config["target"], join(p.problem, "odd"), seed=seed)
         copy_run = p.copy_runs(runs, target, npdd, None, config["copycat"], seed=seed, fine_tune=False)[0]
         p.evaluate(target, target)
         p.evaluate(copy_run, target)
@@ -256,15 +271,18 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
     arch = ARCH.get(model["model"], model["model"])
     stolen_root = join(p.lake, "stolen", _name(target))
     pool, cache = join(p.lake, "npdd-pool"), join(p.lake, "adaptive-cache")
-    for budget in options.get("budgets", [2000, 5000, 10000]):
+    for budget in sorted(options.get("budgets", [2000, 5000, 10000])):
         for strategy in strategies:
             how, _, transforms = strategy.partition("+")
-            extra = [f"--max_queries={budget}", f"--strategy={how}", f"--adaptive_cache={cache}",
+            # One ledger per strategy: each budget continues the smaller one, so the curve pays its largest point.
+            ledger = join(p.lake, "ledgers", _name(target), strategy)
+            extra = [f"--max_queries={budget}", f"--strategy={how}", f"--adaptive_cache={cache}", f"--ledger={ledger}",
                      *options.get("steal_options", [])]
             if transforms:
                 extra += [f"--pool_transforms={options.get('pool_transforms', 'grayscale+contrast')}", f"--pool={pool}"]
             stolen = p.steal(npdd, target, join(stolen_root, f"NPDD-SL.{strategy}@{budget}"), *extra)
-            run = p.train(join(runs, f"CC-{arch}-NPDD-SL.{strategy}@{budget}"), model, p.balance(stolen, total=budget))
+            run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=strategy, budget=budget), model,
+                          p.balance(stolen, total=budget))
             p.evaluate(run, target)
             result.coverage.append({"strategy": strategy, "budget": budget, "stolen": stolen, "run": run})
 
@@ -278,7 +296,7 @@ def _read_json(path: str) -> dict:
 def gather(result: Plan) -> dict:
     """The experiment's numbers, read from the run folders once the plan has run."""
     def scores(run):
-        return _read_json(join(run, "evaluation.json"))
+        return _read_json(RunDir(run).evaluation)
 
     out = {"runs": {_name(run): scores(run)["macro_f1"] for run in result.evaluated}, "robustness": None}
     if result.robustness:
@@ -295,7 +313,7 @@ def gather(result: Plan) -> dict:
         points = []
         for point in result.coverage:
             evaluation = scores(point["run"])
-            coverage = _read_json(join(point["stolen"], "manifest.json"))["extra"]["coverage"]
+            coverage = _read_json(lake_manifest(point["stolen"]))["extra"]["coverage"]
             points.append({"strategy": point["strategy"], "budget": point["budget"],
                            "classes_seen": coverage["classes_seen"], "classes_never_seen": coverage["classes_never_seen"],
                            "largest_class_share": coverage["largest_class_share"], "macro_f1": evaluation["macro_f1"],

@@ -78,10 +78,12 @@ def _marker_stage(output: str) -> str | None:
 
 def _legacy_stage(output: str, stage: str) -> str | None:
     """Folders written before markers existed: the stage named by their copycat manifest, or the stage's own files."""
+    from tfrecords_schema.manifest import MANIFEST_NAME
+
     gfile = _gfile()
     if any(gfile.exists(posixpath.join(output, sign)) for sign in LEGACY_SIGNS.get(stage, ())):
         return stage
-    path = posixpath.join(output, "manifest.json")
+    path = posixpath.join(output, MANIFEST_NAME)
     if not gfile.exists(path):
         return None
     try:

@@ -18,6 +18,7 @@ from tfrecords_schema import fileio
 from tfrecords_schema.errors import LakeError
 from tfrecords_schema.hashing import stable_bucket
 from tfrecords_schema.kinds import RecordKind
+from tfrecords_schema.manifest import MANIFEST_NAME
 from tfrecords_schema.records import decode, encode
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ def read_records(folder: "str | LakeFolder", kind: RecordKind, prefix: str | Non
 
     if isinstance(folder, LakeFolder):
         lake = folder
-    elif prefix is None and fileio.exists(fileio.join(folder, "manifest.json")):
+    elif prefix is None and fileio.exists(fileio.join(folder, MANIFEST_NAME)):
         lake = open_folder(folder, kind)
     else:
         lake = None

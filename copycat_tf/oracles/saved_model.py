@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from copycat_tf.oracles.base import Oracle, OracleError, batch_name, class_ids, scrub_url
+from copycat_tf.run_dir import SAVED_MODEL
 
 VALUE_RANGES = {"0-255": (0.0, 255.0), "0-1": (0.0, 1.0), "-1-1": (-1.0, 1.0)}
 _PREFERRED_OUTPUTS = ("class_id", "classes", "probabilities", "probs", "logits", "predictions", "scores")
@@ -34,10 +35,10 @@ def model_hash(path: str) -> str:
     for root, _, names in tf.io.gfile.walk(path):
         for name in names:
             relative = os.path.relpath(os.path.join(root, name), path)
-            if relative == "saved_model.pb" or relative.startswith("variables" + os.sep):
+            if relative == SAVED_MODEL or relative.startswith("variables" + os.sep):
                 files.append(relative)
-    if "saved_model.pb" not in files:
-        raise OracleError(f"--oracle={path} is not a SavedModel (no saved_model.pb); export one or pass a REST URL")
+    if SAVED_MODEL not in files:
+        raise OracleError(f"--oracle={path} is not a SavedModel (no {SAVED_MODEL}); export one or pass a REST URL")
     for relative in sorted(files):
         digest.update(relative.encode() + b"\0")
         with tf.io.gfile.GFile(os.path.join(path, relative), "rb") as handle:
@@ -59,8 +60,8 @@ class SavedModelOracle(Oracle):
     ):
         if value_range not in VALUE_RANGES:
             raise OracleError(f"--oracle_value_range={value_range!r} is unknown; use one of {', '.join(VALUE_RANGES)}")
-        if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
-            raise OracleError(f"--oracle={path}: no SavedModel there (saved_model.pb missing); check the path")
+        if not tf.io.gfile.exists(os.path.join(path, SAVED_MODEL)):
+            raise OracleError(f"--oracle={path}: no SavedModel there ({SAVED_MODEL} missing); check the path")
         try:
             self._loaded = tf.saved_model.load(path)
         except Exception as error:

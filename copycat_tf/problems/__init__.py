@@ -1,6 +1,7 @@
 """The problems registry: an explicit name → definition map (unknown names fail with the list).
 
     digits       scikit-learn's handwritten digits, offline (the embedded default)
+    glyphs       16 uppercase letters rendered from matplotlib's fonts, offline (a second look)
     DIG10        MNIST (ODD, TDD) and EMNIST digits (PDD, derived from NIST SD19 as in the paper)
     SHN10        SVHN cropped digits: train (ODD), extra (PDD), test (TDD)
     GOC9         CIFAR-10 (ODD train, TDD test) and STL-10 (PDD), their 9 shared classes
@@ -16,6 +17,7 @@ from copycat_tf.errors import CopycatError
 from copycat_tf.problems.base import SPLITS, SPLIT_WORDS, Example, Problem
 from copycat_tf.problems.digits import digits_problem
 from copycat_tf.problems.folder import folder_problem
+from copycat_tf.problems.glyphs import glyphs_problem
 from copycat_tf.problems.tfds_problems import TfdsSource, generic_tfds_problem, tfds_problem
 
 DIGITS = tuple(str(d) for d in range(10))
@@ -40,13 +42,15 @@ _FOLDERS = {  # image-folder problems under --data_dir/NAME
     "SIG30": "traffic signs, 30 classes",
 }
 FOLDER_PROBLEMS = tuple(_FOLDERS)
-NAMES = ("digits", *_TFDS, *_FOLDERS, "folder:PATH", "tfds:NAME")
+NAMES = ("digits", "glyphs", *_TFDS, *_FOLDERS, "folder:PATH", "tfds:NAME")
 
 
 def get_problem(name: str, data_dir: str = "data", tfds_data_dir: str | None = None, seed: int = 0) -> Problem:
     """The problem called ``name``; unknown names are refused with the list of known ones."""
     if name == "digits":
         return digits_problem(seed)
+    if name == "glyphs":
+        return glyphs_problem(seed)
     if name.startswith("folder:") and len(name) > len("folder:"):
         return folder_problem(name[len("folder:"):])
     if name.startswith("tfds:") and len(name) > len("tfds:"):

@@ -15,6 +15,7 @@ import numpy as np
 from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.relevance import explain, similarity
+from copycat_tf.run_dir import MODEL, RunDir
 from copycat_tf.stage_output import claim_output
 
 GROUPS = ("correct-correct", "correct-wrong", "wrong-correct")
@@ -42,9 +43,9 @@ def load_keras_model(path: str):
     import keras
     import tensorflow as tf
 
-    file = os.path.join(path, "model.keras") if tf.io.gfile.isdir(path) else path
+    file = RunDir(path).model if tf.io.gfile.isdir(path) else path
     if not tf.io.gfile.exists(file):
-        raise CopycatError(f"{path}: no Keras model (give a .keras file or a copycat-train output folder with model.keras)")
+        raise CopycatError(f"{path}: no Keras model (give a .keras file or a copycat-train output folder with {MODEL})")
     return keras.models.load_model(file, compile=False)
 
 

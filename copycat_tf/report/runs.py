@@ -2,20 +2,19 @@
 
 A run is a folder named ``[BL|CC]-[Arch]-[Dataset]-[OL|SL]`` (an optional ``.VARIANT`` names how the
 labels were stolen, e.g. ``.adaptive+transforms``; an optional ``@N`` suffix gives the number of
-queries, for data curves), holding ``metrics.json`` (copycat-train) and ``evaluation.json``
-(copycat-evaluate). Its problem is read from the evaluation's test-folder manifest.
+queries, for data curves; ``copycat_tf.run_dir.RunName`` reads and writes these names), holding
+``metrics.json`` (copycat-train) and ``evaluation.json`` (copycat-evaluate). Its problem is read from the
+evaluation's test-folder manifest.
 """
 
 import dataclasses
 import json
 import os
-import re
 
+from copycat_tf.errors import CopycatError
+from copycat_tf.run_dir import RunDir, RunName
 from tfrecords_schema import read_manifest
 from tfrecords_schema.errors import LakeError
-
-NAME = re.compile(r"^(?P<kind>BL|CC)-(?P<arch>[A-Za-z0-9]+)-(?P<data>[A-Za-z0-9+]+)-(?P<labels>OL|SL)"
-                  r"(?:\.(?P<variant>[a-z0-9+_-]+))?(?:@(?P<queries>\d+))?$")
 
 
 @dataclasses.dataclass
@@ -33,8 +32,13 @@ class Run:
     problem: str | None
 
     @property
+    def run_name(self) -> RunName:
+        return RunName.parse(self.name)
+
+    @property
     def base_name(self) -> str:
-        return self.name.split("@")[0]
+        """The name without its budget (``@N``): the name a data curve's points share."""
+        return str(self.run_name.base)
 
     @property
     def macro_f1(self) -> float | None:
@@ -59,13 +63,15 @@ def _problem(evaluation: dict | None) -> str | None:
 
 def read_run(path: str) -> Run | None:
     name = os.path.basename(os.path.normpath(path))
-    match = NAME.match(name)
-    if not match:
+    try:
+        parsed = RunName.parse(name)
+    except CopycatError:
         return None
-    evaluation = _load(os.path.join(path, "evaluation.json"))
-    return Run(path=path, name=name, kind=match["kind"], arch=match["arch"], data=match["data"], labels=match["labels"],
-               variant=match["variant"], queries=int(match["queries"]) if match["queries"] else None, evaluation=evaluation,
-               metrics=_load(os.path.join(path, "metrics.json")), problem=_problem(evaluation))
+    files = RunDir(path)
+    evaluation = _load(files.evaluation)
+    return Run(path=path, name=name, kind=parsed.kind, arch=parsed.arch, data=parsed.data, labels=parsed.labels,
+               variant=parsed.recipe, queries=parsed.budget, evaluation=evaluation, metrics=_load(files.metrics),
+               problem=_problem(evaluation))
 
 
 def find_runs(folders: list[str]) -> list[Run]:

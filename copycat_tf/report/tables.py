@@ -4,6 +4,7 @@ Table 5 (attack cost), and the class coverage of each copycat's stolen natural-i
 
 from copycat_tf.coverage import coverage_report
 from copycat_tf.report.runs import Run, from_npdd, lineage, stolen_folders
+from copycat_tf.run_dir import RunName
 
 
 def _by_problem(runs: list[Run]) -> dict[str, dict[str, Run]]:
@@ -24,12 +25,13 @@ def _f1(run: Run | None) -> str:
 
 def performance_table(runs: list[Run], arch: str, copy_arch: str) -> list[list[str]]:
     """Rows: problem, target, baseline, then each copycat's macro F1 and its % of target and baseline."""
-    rows = [["problem", f"target BL-{arch}-ODD-OL", f"baseline BL-{copy_arch}-PDD-OL", "copycat", "macro F1",
+    target_name, baseline_name = str(RunName("BL", arch, "ODD", "OL")), str(RunName("BL", copy_arch, "PDD", "OL"))
+    rows = [["problem", f"target {target_name}", f"baseline {baseline_name}", "copycat", "macro F1",
              "% of target", "% of baseline"]]
     for problem, named in sorted(_by_problem(runs).items()):
-        target = named.get(f"BL-{arch}-ODD-OL")
-        baseline = named.get(f"BL-{copy_arch}-PDD-OL")
-        copycats = sorted(r for r in named if r.startswith(f"CC-{copy_arch}-"))
+        target = named.get(target_name)
+        baseline = named.get(baseline_name)
+        copycats = sorted(n for n, r in named.items() if r.kind == "CC" and r.arch == copy_arch)
         for name in copycats or [None]:
             copy = named.get(name) if name else None
             rows.append([problem, _f1(target), _f1(baseline), name or "–", _f1(copy),
@@ -44,7 +46,8 @@ def cost_table(runs: list[Run], label_cost_per_image: float, default_price_per_1
              "price / 1000 above which copying does not pay"]]
     by_problem = _by_problem(runs)
     for problem, named in sorted(by_problem.items()):
-        target = next((r for n, r in named.items() if n.startswith("BL-") and n.endswith("-ODD-OL")), None)
+        target = next((r for r in named.values() if (r.kind, r.data, r.labels, r.variant) == ("BL", "ODD", "OL", None)),
+                      None)
         odd_images = (target.metrics or {}).get("train_records") if target else None
         for name, run in sorted(named.items()):
             if run.kind != "CC":

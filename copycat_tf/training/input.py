@@ -13,13 +13,16 @@ import concurrent.futures
 import math
 import threading
 
+import numpy as np
 import tensorflow as tf
 
+from copycat_tf.training.class_balance import EpochDraw
 from tfrecords_schema import LABELED_IMAGE, LakeFolder, check_folder_counts, count_records
 from tfrecords_schema.tfdata import parse_function
 
 AUTOTUNE = tf.data.AUTOTUNE
 SHUFFLE_BLOCK = 4096  # training records are shuffled within blocks of this many (as a shuffle buffer would)
+BALANCED_SHUFFLE_BLOCK = 32768  # --class_balance=resample: up to a whole epoch at once, so copies spread out
 
 
 _COUNTED: dict[tuple[str, int, int], int] = {}  # (shard, size, mtime) → records, so a folder is counted once
@@ -69,7 +72,7 @@ def decode_resize(input_size: int):
 
 def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, training: bool, seed: int = 0,
                  augment=None, deterministic: bool = False, start_step: int = 0,
-                 records: int | None = None) -> tf.data.Dataset:
+                 records: int | None = None, draw: EpochDraw | None = None) -> tf.data.Dataset:
     """Batches of (images, labels); for training shuffled, repeated forever, full batches only.
 
     Training input is read in whatever order the parallel readers finish (faster) unless
@@ -77,18 +80,41 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
     shuffles the records in an order drawn from (seed, e), so the batches from ``start_step`` on (a
     resumed run) are those an uninterrupted run reads there; getting there reads, without decoding,
     at most one epoch of records. ``augment(images, step)`` draws its randomness from the step.
+    With ``draw`` (``--class_balance=resample``) each epoch reads every record as many times as the
+    epoch's balanced draw says (``draw.copies(e)``, records numbered in listed shard order) and shuffles
+    the epoch in larger blocks, so the copies of a rare image are spread out.
     """
     ordered = deterministic or not training
-    for folder in folders:  # counted once per process; a damaged folder stops here, not mid-epoch
-        shard_record_counts(folder)
+    counts = [n for folder in folders for n in shard_record_counts(folder)]  # a damaged folder stops here
     shards = [path for folder in folders for path in folder.shards]
     files = tf.data.Dataset.from_tensor_slices(shards)
     if not training:
         dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(shards), 8),
                                    num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
-        records = records if records is not None else sum(record_count(folder) for folder in folders)
-        first_epoch, skip = divmod(start_step * batch_size, max(1, records))
+        records = records if records is not None else sum(counts)
+        epoch_size = draw.epoch_size if draw is not None else records
+        first_epoch, skip = divmod(start_step * batch_size, max(1, epoch_size))
+
+        def balanced_epoch(index):  # every record as often as this epoch's draw says, then shuffled
+            key = tf.stack([tf.constant(seed, tf.int64), index])
+            firsts = tf.constant(np.cumsum([0] + counts[:-1]), tf.int64)  # record number of each shard's first
+            order = tf.random.experimental.stateless_shuffle(tf.range(len(shards)), seed=key)
+            copies = tf.numpy_function(lambda e: draw.copies(int(e)), [index], tf.int64, stateful=False)
+            copies = tf.ensure_shape(copies, (len(draw.labels),))
+
+            def numbered(position):
+                first = tf.gather(firsts, position)
+                return tf.data.TFRecordDataset(tf.gather(shards, position)).enumerate(first)
+
+            stream = tf.data.Dataset.from_tensor_slices(order).interleave(
+                numbered, cycle_length=min(len(shards), 8), num_parallel_calls=AUTOTUNE, deterministic=ordered)
+            stream = stream.flat_map(lambda number, serialized: tf.data.Dataset.from_tensors(serialized).repeat(
+                tf.gather(copies, number)))
+            block = max(SHUFFLE_BLOCK, min(epoch_size, BALANCED_SHUFFLE_BLOCK))
+            return stream.batch(block).enumerate().map(
+                lambda block, serialized: tf.random.experimental.stateless_shuffle(
+                    serialized, seed=tf.random.experimental.stateless_fold_in(key, block))).unbatch()
 
         def epoch(index):  # stateless: the shard order and the shuffle of each block of records come from the key
             key = tf.stack([tf.constant(seed, tf.int64), index])
@@ -100,7 +126,7 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
                 lambda block, serialized: tf.random.experimental.stateless_shuffle(
                     serialized, seed=tf.random.experimental.stateless_fold_in(key, block))).unbatch()
 
-        dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch).skip(skip)
+        dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch if draw is None else balanced_epoch).skip(skip)
     dataset = dataset.map(decode_resize(input_size), num_parallel_calls=AUTOTUNE, deterministic=ordered)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if augment is not None:

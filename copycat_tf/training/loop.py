@@ -19,7 +19,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 
@@ -30,15 +29,16 @@ from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.export import export_classifier
 from copycat_tf.models import MODELS, build_model, load_imagenet_convolutions
-from copycat_tf.stage_output import MARKER, claim_output, normalized
+from copycat_tf.run_dir import RUN_OPTIONS, RunDir  # RUN_OPTIONS stays importable from here; its home is run_dir
+from copycat_tf.stage_output import claim_output, normalized
 from copycat_tf.training.augment import build_augmentation, parse_augmentation
+from copycat_tf.training.class_balance import MODES, EpochDraw, read_labels
 from copycat_tf.training.input import lake_dataset, record_count, steps_per_epoch
 from copycat_tf.training.strategy import CHOICES, choose_strategy, is_chief
 from tfrecords_schema import LABELED_IMAGE, fileio, open_folder
 
 log = logging.getLogger("copycat.train")
 
-RUN_OPTIONS = "run_options.json"
 MAX_SEED = 2**32 - 1  # NumPy's seed range, which keras.utils.set_random_seed passes the seed to
 
 
@@ -58,6 +58,7 @@ class TrainConfig:
     strategy: str = "auto"
     mixed_precision: bool = False
     augment: str = "none"
+    class_balance: str = "none"  # none | resample: a fresh balanced draw of the training labels every epoch
     seed: int = 0
     width: float = 1.0
     dropout: float = 0.5
@@ -85,6 +86,8 @@ class TrainConfig:
         if self.strategy not in CHOICES:
             raise CopycatError(f"--strategy={self.strategy!r} is unknown; use one of {', '.join(CHOICES)}")
         parse_augmentation(self.augment)
+        if self.class_balance not in MODES:
+            raise CopycatError(f"--class_balance={self.class_balance!r} is unknown; use one of {', '.join(MODES)}")
         for name in self.WHOLE_NUMBERS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
@@ -95,7 +98,7 @@ class TrainConfig:
 # The options that decide what a run computes: a run folder resumes only with the same ones. Not among
 # them: --output, --strategy (a run may resume on other hardware), --deterministic and --verbose.
 DEFINING = ("model", "train", "val", "init", "input_size", "width", "dropout", "epochs", "batch_size", "lr", "momentum",
-            "weight_decay", "checkpoint_every", "augment", "seed", "mixed_precision")
+            "weight_decay", "checkpoint_every", "augment", "class_balance", "seed", "mixed_precision")
 DATA_WORDS = {"train_records": "images in --train", "num_classes": "classes in --train",
               "class_names": "class names in --train"}
 
@@ -120,7 +123,7 @@ def _initialize(model: keras.Model, init: str) -> None:
     if init == "imagenet":
         load_imagenet_convolutions(model)
         return
-    path = os.path.join(init, "model.keras") if tf.io.gfile.isdir(init) else init
+    path = RunDir(init).model if tf.io.gfile.isdir(init) else init
     if not tf.io.gfile.exists(path):
         raise CopycatError(f"--init={init}: no model there (give imagenet, a .keras file or a copycat-train output folder)")
     source = keras.models.load_model(path, compile=False)
@@ -200,16 +203,17 @@ def _read_json(path: str) -> dict | None:
 def _check_run_folder(config: TrainConfig, options: dict) -> tuple[dict | None, dict | None]:
     """Refuse a run folder made with other options; returns (recorded options, its metrics if finished)."""
     output = config.output
-    recorded = _read_json(fileio.join(output, RUN_OPTIONS))
-    metrics = _read_json(fileio.join(output, "metrics.json"))
+    run = RunDir(output)
+    recorded = _read_json(run.run_options)
+    metrics = _read_json(run.metrics)
     if recorded is not None:
         recorded = recorded.get("options") or {}
-    elif metrics is not None and not fileio.exists(fileio.join(output, MARKER)):
+    elif metrics is not None and not fileio.exists(run.marker):
         recorded = _legacy_options(metrics)  # a run folder written before run_options.json existed
     if recorded is None:
         return None, None
     differ = [name for name in options if name in recorded and recorded[name] != options[name]]
-    trained = metrics is not None or bool(fileio.glob(fileio.join(output, "checkpoints", "ckpt-*.index")))
+    trained = metrics is not None or bool(fileio.glob(fileio.join(run.checkpoints, "ckpt-*.index")))
     if differ and trained:
         shown = "; ".join(f"{DATA_WORDS.get(name, '--' + name)}: {_shown(recorded[name])} there, {_shown(options[name])} now"
                           for name in differ)
@@ -219,8 +223,7 @@ def _check_run_folder(config: TrainConfig, options: dict) -> tuple[dict | None, 
     if differ:
         log.info("%s: replacing the options of a run that never saved a checkpoint (%s)", output, ", ".join(differ))
         return None, None
-    finished = metrics is not None and all(fileio.exists(fileio.join(output, name))
-                                           for name in ("model.keras", "export/saved_model.pb"))
+    finished = metrics is not None and all(fileio.exists(path) for path in (run.model, run.saved_model))
     return recorded, (metrics if finished else None)
 
 
@@ -257,7 +260,13 @@ def train(config: TrainConfig) -> dict:
     records = sum(record_count(f) for f in folders)
     if records == 0:
         raise CopycatError(f"--train={','.join(config.train)} holds no images")
-    per_epoch = steps_per_epoch(records, config.batch_size)
+    draw = None
+    if config.class_balance == "resample":
+        draw = EpochDraw(read_labels([path for folder in folders for path in folder.shards]), config.seed)
+        if draw.labels.max() >= num_classes:
+            raise CopycatError(f"--train={','.join(config.train)} holds label {draw.labels.max()} but says "
+                               f"{num_classes} classes")
+    per_epoch = steps_per_epoch(draw.epoch_size if draw else records, config.batch_size)
     planned = config.epochs * per_epoch
     if config.checkpoint_every > planned:
         raise CopycatError(f"--checkpoint_every={config.checkpoint_every} is out of range: this run has {planned} steps "
@@ -279,7 +288,7 @@ def train(config: TrainConfig) -> dict:
             inputs.append(("--init", config.init))
         claim_output(config.output, "train", inputs, clear=False)
         if recorded != options:
-            fileio.write_text_atomically(fileio.join(config.output, RUN_OPTIONS),
+            fileio.write_text_atomically(RunDir(config.output).run_options,
                                          json.dumps({"stage": "train", "options": options}, indent=2))
     work_dir = config.output if chief else tempfile.mkdtemp(prefix="copycat-worker-")
     fileio.makedirs(work_dir)
@@ -291,7 +300,7 @@ def train(config: TrainConfig) -> dict:
             keras.mixed_precision.set_global_policy("mixed_float16" if tf.config.list_logical_devices("GPU")
                                                     else "mixed_bfloat16")
         return _train(config, folders, records, num_classes, class_names, chunk, chunks, total_steps, strategy, chief,
-                      work_dir)
+                      work_dir, draw)
     finally:
         keras.mixed_precision.set_global_policy(policy)
         if determinism is False:
@@ -299,7 +308,7 @@ def train(config: TrainConfig) -> dict:
 
 
 def _train(config: TrainConfig, folders, records: int, num_classes: int, class_names: list[str], chunk: int,
-           chunks: int, total_steps: int, strategy, chief: bool, work_dir: str) -> dict:
+           chunks: int, total_steps: int, strategy, chief: bool, work_dir: str, draw: EpochDraw | None) -> dict:
     log.info("training %s on %d images (%d classes), %d steps of %d in %d replicas (%s)", config.model, records,
              num_classes, total_steps, config.batch_size, strategy.num_replicas_in_sync, type(strategy).__name__)
     with strategy.scope():
@@ -309,7 +318,7 @@ def _train(config: TrainConfig, folders, records: int, num_classes: int, class_n
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, random_states=_random_states(model))
-        manager = tf.train.CheckpointManager(checkpoint, fileio.join(work_dir, "checkpoints"), max_to_keep=2)
+        manager = tf.train.CheckpointManager(checkpoint, RunDir(work_dir).checkpoints, max_to_keep=2)
         if manager.latest_checkpoint:
             checkpoint.restore(manager.latest_checkpoint).expect_partial()
             log.info("resuming from %s (step %d)", manager.latest_checkpoint, _step(optimizer))
@@ -322,12 +331,13 @@ def _train(config: TrainConfig, folders, records: int, num_classes: int, class_n
     # from (seed, step), so a resumed run reads from step `done` on what an uninterrupted run reads there.
     augment = build_augmentation(config.augment, config.seed)
     train_data = lake_dataset(folders, config.input_size, config.batch_size, training=True, seed=config.seed,
-                              augment=augment, deterministic=config.deterministic, start_step=done, records=records)
+                              augment=augment, deterministic=config.deterministic, start_step=done, records=records,
+                              draw=draw)
     val_data = None
     if config.val:
         val_data = lake_dataset([open_folder(config.val, LABELED_IMAGE)], config.input_size, config.batch_size, training=False)
     callbacks = [_SaveCheckpoint(manager, optimizer),
-                 keras.callbacks.TensorBoard(fileio.join(work_dir, "tensorboard"), update_freq="epoch")]
+                 keras.callbacks.TensorBoard(RunDir(work_dir).tensorboard, update_freq="epoch")]
     started = time.time()
     history = {}
     if initial_chunk < chunks:
@@ -343,10 +353,13 @@ def _train(config: TrainConfig, folders, records: int, num_classes: int, class_n
         "seconds": round(seconds, 2), "history": {k: [float(v) for v in vs] for k, vs in history.items()},
         "options": dataclasses.asdict(config),
     }
+    if draw is not None:
+        metrics["class_balance"] = draw.summary(num_classes)
     for key, values in metrics["history"].items():
         metrics[f"final_{key}"] = values[-1]
     if chief:
-        model.save(fileio.join(config.output, "model.keras"))
-        export_classifier(model, fileio.join(config.output, "export"))
-        fileio.write_text_atomically(fileio.join(config.output, "metrics.json"), json.dumps(metrics, indent=2))
+        run = RunDir(config.output)
+        model.save(run.model)
+        export_classifier(model, run.export)
+        fileio.write_text_atomically(run.metrics, json.dumps(metrics, indent=2))
     return metrics

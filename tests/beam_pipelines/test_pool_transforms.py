@@ -26,7 +26,7 @@ def _pixels(image):
 def test_parse_variants_chains_and_refuses_unknown_names():
     assert parse_variants("grayscale+invert, contrast,grayscale+invert") == ["grayscale+invert", "contrast"]
     assert parse_variants(["zoom", "rotate"]) == ["zoom", "rotate"] and parse_variants("") == []
-    with pytest.raises(CopycatError, match="unknown transform 'sepia'.*known: grayscale, invert, contrast, zoom, rotate, lowres"):
+    with pytest.raises(CopycatError, match="unknown transform 'sepia'.*known: grayscale, invert, contrast, zoom, rotate, lowres, plain"):
         parse_variants("grayscale+sepia")
 
 
@@ -48,6 +48,19 @@ def test_each_transform(picture):
     assert neighbours(_pixels(blurred)) < neighbours(original) / 2  # the fine detail is gone
     chained = _pixels(apply_variant(picture, "grayscale+invert", rng))
     assert (chained == 255 - gray).all()
+
+
+def test_plain_leaves_a_light_object_on_a_black_background(picture):
+    gray = apply_variant(picture, "grayscale", random.Random(0))
+    luminance = _pixels(gray)[..., 0]
+    plain = _pixels(apply_variant(gray, "plain", random.Random(3)))[..., 0]
+    black = plain == 0
+    assert 0.5 <= black.mean() <= 0.85 and plain.max() == 255  # 50-80% background (ties included), full range
+    assert luminance[black].max() <= luminance[~black].min()  # the darkest pixels became the background
+    order = np.argsort(luminance[~black], kind="stable")
+    assert (np.diff(plain[~black][order]) >= 0).all()  # the object's shading keeps its order
+    dark_on_white = _pixels(apply_variant(gray, "plain+invert", random.Random(3)))[..., 0]
+    assert (dark_on_white == 255 - plain).all()
 
 
 def test_derived_records_are_seeded_and_keep_their_lineage():

@@ -85,7 +85,7 @@ def test_tfds_problem_from_a_prepared_dataset(tmp_path):
 
 
 def test_unknown_problem_lists_the_known_ones():
-    with pytest.raises(CopycatError, match="known problems: digits, DIG10, SHN10, GOC9, ACT101, FER7, PED2, SIG30"):
+    with pytest.raises(CopycatError, match="known problems: digits, glyphs, DIG10, SHN10, GOC9, ACT101, FER7, PED2, SIG30"):
         get_problem("MNIST")
 
 

@@ -75,6 +75,29 @@ def test_max_queries_is_exact_across_reruns(npdd, oracle, tmp_path):
     assert {i: r["label"] for i, r in _labels(str(tmp_path / "sl")).items()} == expected
 
 
+def test_a_data_curve_sharing_one_ledger_pays_only_for_its_largest_point(npdd, oracle, tmp_path):
+    images, expected = npdd
+    ledger = str(tmp_path / "ledger")
+
+    def point(name, max_queries):
+        manifest = run(StealLabelsConfig(images=images, oracle=OracleSpec(oracle), output=str(tmp_path / name),
+                                         batch_size=8, max_queries=max_queries, ledger=ledger, seed=3))
+        return manifest, set(_labels(str(tmp_path / name)))
+
+    small, small_ids = point("at20", 20)
+    assert small.counts["queries"] == 20 and len(small_ids) == 20
+    large, large_ids = point("at45", 45)
+    assert large.counts["queries"] == 25 and large.counts["ledger_hits"] == 20 and small_ids < large_ids
+    full, full_ids = point("all", None)
+    assert full.counts["queries"] == COUNT - 45 and len(full_ids) == COUNT
+    # Once the ledger holds everything, a smaller point is the prefix again and costs nothing.
+    again, again_ids = point("at10", 10)
+    assert again.counts["queries"] == 0 and len(again_ids) == 10 and again_ids < small_ids
+    fingerprint = next(iter(_labels(str(tmp_path / "all")).values()))["oracle_fingerprint"]
+    assert Ledger(ledger, fingerprint).spent() == COUNT  # paid once per image over the four points
+    assert {i: r["label"] for i, r in _labels(str(tmp_path / "at45")).items()} == {i: expected[i] for i in large_ids}
+
+
 def test_a_bad_oracle_is_one_clear_error(npdd, tmp_path):
     images, _ = npdd
     with pytest.raises(OracleError, match="no SavedModel there"):

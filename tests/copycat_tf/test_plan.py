@@ -84,13 +84,18 @@ def test_every_shipped_config_plans_at_both_scales(name):
 
 def test_data_curve_points_are_prefixes_of_one_query_order():
     config = load_config(str(CONFIGS / "digits.json"), small=True)
-    calls = plan({**config, "experiments": ["data_curve"]}, "/x").calls
+    calls = plan({**config, "experiments": ["same_architecture", "data_curve"]}, "/x").calls
     steals = {c.flag("output").rsplit("/", 1)[-1]: c for c in calls if c.stage == "steal-labels"}
     assert {k: v.flag("max_queries") for k, v in steals.items() if "@" in k} == {
         "NPDD-SL@300": "300", "NPDD-SL@600": "600", "NPDD-SL@1200": "1200"}
     assert len({c.flag("seed") for c in steals.values()} - {None}) <= 1  # one seeded-hash order for every point
     runs = [c.flag("output").rsplit("/", 1)[-1] for c in calls if c.stage == "train"]
     assert "CC-VGG-NPDD-SL@600" in runs and "CC-VGG-NPDD+PDD-SL@600" in runs
+    # Every point reads the full steal's ledger: the curve costs no query beyond the full steal.
+    full = steals["NPDD-SL"]
+    assert {v.flag("ledger") for k, v in steals.items() if "@" in k} == {full.flag("output") + "/ledger"}
+    order = [c.done for c in calls]
+    assert order.index(full.done) < min(order.index(v.done) for k, v in steals.items() if "@" in k)
 
 
 def test_robustness_trains_one_target_per_seed_and_copies_each():
@@ -113,6 +118,11 @@ def test_coverage_spends_each_budget_once_per_strategy():
     assert point.flag("strategy") == "adaptive" and point.flag("max_queries") == "2000" and point.flag("pool_transforms")
     balances = [c for c in result.calls if c.stage == "balance" and "adaptive+transforms@2000" in c.done]
     assert [c.flag("total") for c in balances] == ["2000"]
+    # One ledger per strategy, budgets in rising order: each point continues the smaller one.
+    for strategy in ("random", "adaptive", "random+transforms", "adaptive+transforms"):
+        points = [steals[f"{p['stolen']}/manifest.json"] for p in result.coverage if p["strategy"] == strategy]
+        assert [int(c.flag("max_queries")) for c in points] == [2000, 5000, 10000]
+        assert len({c.flag("ledger") for c in points}) == 1 and points[0].flag("ledger").endswith(strategy)
 
 
 def test_two_different_calls_for_one_output_are_refused():

@@ -87,7 +87,9 @@ def _plain(image, rng):
     luminance = pixels.mean(axis=2)
     cut = float(np.percentile(luminance, rng.uniform(50, 80)))
     top = max(float(luminance.max()), cut + 1.0)
-    return PIL.Image.fromarray(np.clip(np.round((pixels - cut) * (255.0 / (top - cut))), 0, 255).astype(np.uint8))
+    stretched = np.clip(np.round((pixels - cut) * (255.0 / (top - cut))), 0, 255)
+    stretched[luminance <= cut] = 0  # the background is black in every channel, also in a colour image
+    return PIL.Image.fromarray(stretched.astype(np.uint8))
 
 
 TRANSFORMS = {"grayscale": _grayscale, "invert": _invert, "contrast": _contrast, "zoom": _zoom, "rotate": _rotate,

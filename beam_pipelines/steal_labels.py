@@ -250,99 +250,152 @@ def _pool(config: StealLabelsConfig, runner: str, pipeline_args: Sequence[str]) 
     return pool
 
 
+def _origin_stage(manifest: Manifest) -> str:
+    """The stage that made the images a folder derives from (looking through pool_transforms folders)."""
+    stage, inputs = manifest.stage, manifest.inputs
+    while stage == pool_transforms.STAGE and inputs and isinstance(inputs[0], dict) and isinstance(
+            inputs[0].get("manifest"), dict):
+        stage, inputs = inputs[0]["manifest"].get("stage"), inputs[0]["manifest"].get("inputs") or []
+    return stage
+
+
+@dataclasses.dataclass
+class Asked:
+    """What the asking phase of one steal knows once its queries are made: the manifest's inputs."""
+
+    images: str  # the folder queried (the pool, with pool transforms)
+    source: Manifest  # that folder's manifest
+    description: str  # the oracle, as the ledger records it
+    ledger_folder: str
+    num_classes: int | None  # from the oracle's output or --num_classes; None: inferred from the labels
+    num_classes_from: str
+    spent_before: int  # the ledger's spend before this run
+    queries: int = 0  # spent by this run
+    adaptive: dict | None = None  # the adaptive rounds' report
+
+
+def _ask_adaptively(config: StealLabelsConfig, source, oracle, ledger, run_id: str, num_classes: int | None,
+                    spent_before: int, fingerprint: str) -> dict:
+    if num_classes is None:
+        raise CopycatError("--strategy=adaptive needs the number of classes: the oracle's output does not "
+                           "tell it, so pass --num_classes")
+    from copycat_tf.adaptive.rounds import steal_adaptively
+
+    log.info("stealing labels adaptively from %s (%s): budget %d, %d already spent",
+             config.oracle.target, fingerprint, config.max_queries, spent_before)
+    return steal_adaptively(source, oracle, ledger, run_id, config.max_queries, num_classes,
+                            config.batch_size, config.seed, config.adaptive, _adaptive_work(config))
+
+
 def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
-    """Label the images of ``config.images`` (within the budget) and write the SL folder and manifest."""
+    """Label the images of ``config.images`` (within the budget) and write the SL folder and manifest.
+
+    In pieces: check the options, choose the pool (``_pool``: with or without transforms), ask the oracle
+    (the adaptive rounds here; the random strategy inside the pipeline), write the labeled folder (the one
+    Beam job, ``build_pipeline``), then build the manifest (``steal_manifest``, no I/O) and write it.
+    """
     config.validate()
     if config.strategy not in ("random", "adaptive"):
         raise CopycatError(f"--strategy={config.strategy!r}: use random (the paper) or adaptive")
-    if config.strategy == "adaptive":
-        if config.max_queries is None:
-            raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
+    if config.strategy == "adaptive" and config.max_queries is None:
+        raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
     config.pool_transforms = pool_transforms.parse_variants(config.pool_transforms)
     open_folder(config.images, IMAGE)  # a wrong folder fails here, before any work
     lake_io.claim_stage_output(config.output, STAGE, [("--images", config.images)], clear=False)
     images = _pool(config, runner, pipeline_args)
     source = open_folder(images, IMAGE)
     oracle = open_oracle(config.oracle)
-    fingerprint, description = oracle.fingerprint, oracle.describe()
+    fingerprint = oracle.fingerprint
     num_classes = oracle.num_classes or config.oracle.num_classes
+    description = oracle.describe()
     ledger = Ledger(config.ledger_root, fingerprint, description)
-    spent_before = ledger.reconcile()
-    budget_left = None if config.max_queries is None else max(0, config.max_queries - spent_before)
+    asked = Asked(images=images, source=source.manifest, description=description, ledger_folder=ledger.folder,
+                  num_classes=num_classes, spent_before=ledger.reconcile(),
+                  num_classes_from="oracle output" if oracle.num_classes else (
+                      "--num_classes" if num_classes else "labels seen"))
+    budget_left = None if config.max_queries is None else max(0, config.max_queries - asked.spent_before)
     run_id = f"{uuid.uuid4().hex[:12]}"
-    num_shards = config.num_shards or max(1, len(source.shards))
     lake_io.clear_stage_files(config.output)
-    adaptive = None
     try:
         if config.strategy == "adaptive":
-            if num_classes is None:
-                raise CopycatError("--strategy=adaptive needs the number of classes: the oracle's output does not "
-                                   "tell it, so pass --num_classes")
-            from copycat_tf.adaptive.rounds import steal_adaptively
-
-            log.info("stealing labels adaptively from %s (%s): budget %d, %d already spent",
-                     config.oracle.target, fingerprint, config.max_queries, spent_before)
-            adaptive = steal_adaptively(source, oracle, ledger, run_id, config.max_queries, num_classes,
-                                        config.batch_size, config.seed, config.adaptive, _adaptive_work(config))
+            asked.adaptive = _ask_adaptively(config, source, oracle, ledger, run_id, num_classes, asked.spent_before,
+                                             fingerprint)
             budget_left = 0  # every query is made; the pipeline writes what the ledger holds
     finally:
         oracle.close()
-    if budget_left == 0 and adaptive is None:
+    if budget_left == 0 and asked.adaptive is None:
         log.warning("the query budget (--max_queries=%d) is spent already: only ledger answers are used",
                     config.max_queries)
     log.info("stealing labels of %s from %s (%s), batches of %d, budget %s", images, config.oracle.target,
              fingerprint, config.batch_size, "unlimited" if budget_left is None else budget_left)
     with make_pipeline(runner, pipeline_args) as pipeline:
-        build_pipeline(pipeline, config, source.shards, fingerprint, run_id, budget_left, num_shards)
+        build_pipeline(pipeline, config, source.shards, fingerprint, run_id, budget_left,
+                       config.num_shards or max(1, len(source.shards)))
     stats = lake_io.read_and_remove_stats(config.output)
+    asked.queries = ledger.spent_by_run(run_id)
+    manifest = steal_manifest(config, asked, stats, {"runner": runner, "pipeline_args": list(pipeline_args)})
+    write_tfds_metadata(config.output, LABELED_IMAGE, manifest.extra["class_names"],
+                        shard_lengths={lake_io.SHARD_PREFIX: manifest.extra["shard_lengths"]},
+                        num_bytes={lake_io.SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])})
+    write_manifest(config.output, manifest)
+    log.info("steal_labels: %d of %d images labeled (%d from the ledger, %d queries this run) -> %s",
+             manifest.counts["labeled"], stats["images"], manifest.counts["ledger_hits"], asked.queries, config.output)
+    return manifest
 
-    queries = ledger.spent_by_run(run_id)
+
+def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_options: dict) -> Manifest:
+    """The steal's manifest from what was asked and what the pipeline wrote (touches no file; logs warnings)."""
+    stats = dict(stats)
     labeled = stats["ledger_hits"] + stats["answered"]
-    if adaptive:  # the rounds asked the oracle; the pipeline found those answers in the ledger
-        stats["answered"] = adaptive["queries_this_run"]
+    if asked.adaptive:  # the rounds asked the oracle; the pipeline found those answers in the ledger
+        stats["answered"] = asked.adaptive["queries_this_run"]
         stats["ledger_hits"] = labeled - stats["answered"]
+    if config.strategy == "random" and config.max_queries is not None and labeled < min(config.max_queries,
+                                                                                       stats["images"]):
+        log.warning("!!! only %d of the first %d images are labeled: the ledger %s had spent the budget on other "
+                    "images; use a ledger of its own (--ledger) or a larger --max_queries", labeled,
+                    min(config.max_queries, stats["images"]), asked.ledger_folder)
     found = {int(label): n for label, n in stats["histogram"]}
+    num_classes = asked.num_classes
     if num_classes is None:
         num_classes = max(found, default=-1) + 1
         log.warning("the oracle does not tell its number of classes; assuming %d from the labels seen "
                     "(pass --num_classes to be sure)", num_classes)
     histogram = [found.get(c, 0) for c in range(num_classes)]
     never_seen = [c for c, n in enumerate(histogram) if n == 0]
-    quota = adaptive["quota"] if adaptive else (config.max_queries // num_classes if config.max_queries and num_classes
-                                                else None)
+    quota = asked.adaptive["quota"] if asked.adaptive else (
+        config.max_queries // num_classes if config.max_queries and num_classes else None)
     report = coverage.coverage_report(histogram, quota)
     log.info("coverage: %s", coverage.describe(report))
     if never_seen:
         log.warning("!!! %d of %d classes were never returned by the oracle: %s. A copycat cannot learn them; "
                     "query more or other images (--strategy=adaptive, --pool_transforms).", len(never_seen),
                     num_classes, never_seen)
-    shard_lengths = [s["records"] for s in stats["shards"]]
-    write_tfds_metadata(config.output, LABELED_IMAGE, [str(c) for c in range(num_classes)],
-                        shard_lengths={lake_io.SHARD_PREFIX: shard_lengths},
-                        num_bytes={lake_io.SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])})
-    spent_total = spent_before + queries
+    spent_total = asked.spent_before + asked.queries
     extra = {
         "num_classes": num_classes, "class_names": [str(c) for c in range(num_classes)],
         "label_histogram": histogram, "classes_never_seen": never_seen, "coverage": report,
-        "strategy": config.strategy, "oracle": description, "ledger": ledger.folder, "queries_total": spent_total,
-        "shard_lengths": shard_lengths,
+        "strategy": config.strategy, "oracle": asked.description, "ledger": asked.ledger_folder,
+        "queries_total": spent_total, "shard_lengths": [s["records"] for s in stats["shards"]],
+        # What the attacker used beyond the oracle's answers (issue #14's threat model): the query strategy, the
+        # look it assumed (pool transforms), where the class count came from, and which stage made the queried
+        # images (build_npdd: natural images; prepare_problem: problem images, i.e. not an NPDD-only run).
+        "knowledge": {"strategy": config.strategy, "pool_transforms": list(config.pool_transforms),
+                      "num_classes": num_classes, "num_classes_from": asked.num_classes_from,
+                      "query_images_from": _origin_stage(asked.source)},
     }
-    if adaptive:
-        extra["adaptive"] = adaptive
+    if asked.adaptive:
+        extra["adaptive"] = asked.adaptive
     if config.pool_transforms:
-        extra["pool"] = {"folder": images, "variants": list(config.pool_transforms),
-                         "counts": source.manifest.counts}
+        extra["pool"] = {"folder": asked.images, "variants": list(config.pool_transforms),
+                         "counts": asked.source.counts}
     if config.price_per_1000 is not None:
-        extra["cost"] = {"price_per_1000": config.price_per_1000, "this_run": queries * config.price_per_1000 / 1000,
+        extra["cost"] = {"price_per_1000": config.price_per_1000,
+                         "this_run": asked.queries * config.price_per_1000 / 1000,
                          "total": spent_total * config.price_per_1000 / 1000}
-    options = {**dataclasses.asdict(config), "runner": runner, "pipeline_args": list(pipeline_args)}
-    manifest = Manifest(
-        stage=STAGE, record_kind=LABELED_IMAGE.name, options=options,
+    return Manifest(
+        stage=STAGE, record_kind=LABELED_IMAGE.name, options={**dataclasses.asdict(config), **run_options},
         counts={"images": stats["images"], "labeled": labeled, "ledger_hits": stats["ledger_hits"],
-                "queries": queries, "unlabeled": stats["images"] - labeled},
-        inputs=[input_entry(images, source.manifest)], extra=extra,
+                "queries": asked.queries, "unlabeled": stats["images"] - labeled},
+        inputs=[input_entry(asked.images, asked.source)], extra=extra,
     )
-    write_manifest(config.output, manifest)
-    log.info("steal_labels: %d of %d images labeled (%d from the ledger, %d queries this run) -> %s",
-             labeled, stats["images"], stats["ledger_hits"], queries, config.output)
-    return manifest

@@ -33,6 +33,7 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
     L2x     L2 with half the budget random from the mixture, then four rounds of variants (same-class blends,
             small shifts, turns and zooms) of the labeled images of the classes below budget / K
     L2plainx  L2x over the plain-background families too
+    L2xe16  L2x with a 16-epoch copycat schedule
 
 Results: one JSON line per run in ``benchmarks/results/fidelity_lab.jsonl``.
 
@@ -344,6 +345,7 @@ STACKS = {
     "L2plain": Stack(families="mixture", family_set="plain", train="resample"),
     "L2e16": Stack(families="mixture", train="resample", epochs=16),
     "L2x": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5),
+    "L2xe16": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, epochs=16),
     "L2plainx": Stack(families="mixture", family_set="plain", train="resample", expand_rounds=4, seed_fraction=0.5),
 }
 
@@ -574,9 +576,10 @@ def summarize(path: str) -> str:
                                                                                  if g[0][1] in STACKS else 99, g[0][2])):
             copy = np.array([r["copy_performance"] for r in group])
             agree = np.array([r["agreement"] for r in group])
+            ddof = 1 if len(group) > 1 else 0  # the sample standard deviation over seeds
             lines.append(f"| {budget} | {stack}{' ' + tag if tag else ''} | {len(group)} | {100 * copy.mean():.1f} ± "
-                         f"{100 * copy.std():.1f} | {100 * copy.min():.1f} | {100 * agree.mean():.1f} ± "
-                         f"{100 * agree.std():.1f} | {np.mean([r['wall_seconds'] for r in group]):.0f} |")
+                         f"{100 * copy.std(ddof=ddof):.1f} | {100 * copy.min():.1f} | {100 * agree.mean():.1f} ± "
+                         f"{100 * agree.std(ddof=ddof):.1f} | {np.mean([r['wall_seconds'] for r in group]):.0f} |")
     return "\n".join(lines)
 
 

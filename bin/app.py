@@ -6,10 +6,13 @@ Beam stages pass the flags they do not define on to Beam, but only real Beam pip
 misspelt flag (``--max_querie``) is refused with one line and exit 2, never silently ignored.
 """
 
+import dataclasses
 import difflib
 import logging
 import os
 import sys
+import types
+import typing
 from typing import Callable
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the output
@@ -30,6 +33,41 @@ def define_common_flags(beam_stage: bool = False) -> None:
             "Beam runner (DirectRunner, DataflowRunner, FlinkRunner, ...). Any flag this binary does not "
             "define is passed to Beam as a pipeline option (e.g. --project, --region, --temp_location).",
         )
+
+
+def define_config_flags(config_class, skip: tuple[str, ...] = ()) -> None:
+    """One absl flag per field of a stage's Config, with the field's default and help text (its ``help``
+    metadata), so a knob is written once. Fields marked ``common`` (--output, --seed) come from
+    :func:`define_common_flags`; ``skip`` names fields the binary defines itself."""
+    for field in dataclasses.fields(config_class):
+        if field.metadata.get("common") or field.name in skip:
+            continue
+        help_text = field.metadata.get("help")
+        if not help_text:
+            raise TypeError(f"{config_class.__name__}.{field.name} has no help text (metadata 'help')")
+        default = None if field.default is dataclasses.MISSING else field.default
+        kind = field.type
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: a flag of type X
+            kinds = set(typing.get_args(kind)) - {type(None)}
+            kind = kinds.pop() if len(kinds) == 1 else None
+        if kind is bool:
+            flags.DEFINE_bool(field.name, default, help_text)
+        elif kind is int:
+            flags.DEFINE_integer(field.name, default, help_text)
+        elif kind is float:
+            flags.DEFINE_float(field.name, default, help_text)
+        elif kind is str:
+            flags.DEFINE_string(field.name, default, help_text)
+        elif typing.get_origin(kind) is list:
+            flags.DEFINE_list(field.name, default, help_text)
+        else:
+            raise TypeError(f"{config_class.__name__}.{field.name}: no flag type for {field.type}")
+
+
+def config_from_flags(config_class, **values):
+    """The Config from the parsed flags of its fields (``values`` for fields the binary sets itself)."""
+    names = [f.name for f in dataclasses.fields(config_class) if f.name not in values]
+    return config_class(**{name: getattr(FLAGS, name) for name in names}, **values)
 
 
 def require(*names: str, positional: list[str] | None = None) -> None:

@@ -2,6 +2,7 @@
 
     copycat-experiment --config=configs/digits.json --small --output=experiments/digits
     copycat-experiment --config=configs/digits_coverage.json --output=experiments/digits_coverage
+    for s in 0 1 2; do copycat-experiment --config=configs/digits_ablation.json --seed=$s --output=ablation/seed$s; done
     copycat-experiment --config=configs/DIG10.json --output=gs://BUCKET/experiments/DIG10
 """
 
@@ -14,6 +15,8 @@ from copycat_bin import app
 flags.DEFINE_string("config", None, "Experiment config (JSON); configs/ has one per paper problem and digits.")
 flags.DEFINE_string("output", None, "Folder for the lake, runs, robustness runs, report and experiment.json.")
 flags.DEFINE_bool("small", False, "Apply the config's small-scale overrides (a quick local run, like runlocal).")
+flags.DEFINE_integer("seed", None, "Replaces the config's seed (the target's, the pool's and the copycats'): one "
+                     "replicate of an experiment per seed, each into its own --output.")
 FLAGS = flags.FLAGS
 
 
@@ -21,7 +24,14 @@ def main(argv: list[str]) -> int:
     app.require("config", "output", positional=argv)
     from copycat_tf.experiment import load_config, run_experiment
 
-    results = run_experiment(load_config(FLAGS.config, FLAGS.small), FLAGS.output)
+    config = load_config(FLAGS.config, FLAGS.small)
+    if FLAGS.seed is not None:
+        if FLAGS.seed < 0:
+            from copycat_tf.errors import CopycatError
+
+            raise CopycatError(f"--seed={FLAGS.seed} is out of range: use a whole number from 0")
+        config = {**config, "seed": FLAGS.seed}
+    results = run_experiment(config, FLAGS.output)
     for name, f1 in sorted(results["runs"].items()):
         print(f"{name}: macro F1 {f1:.3f}")
     if results["robustness"]:

@@ -37,7 +37,7 @@ flags.DEFINE_enum("strategy", "random", ["random", "adaptive"],
                   "steer the budget to the classes furthest below quota; needs --max_queries).")
 flags.DEFINE_list("pool_transforms", [],
                   "Variants derived from every pool image before querying, each a +chain of grayscale, invert, contrast, "
-                  "zoom, rotate, lowres (e.g. grayscale+contrast,grayscale+invert+contrast). Off by default.")
+                  "zoom, rotate, lowres, plain (e.g. grayscale+contrast,grayscale+invert+contrast). Off by default.")
 flags.DEFINE_string("pool", None, "Folder for the transformed pool (default OUTPUT/pool); runs with the same input, "
                     "transforms and seed reuse it.")
 flags.DEFINE_string("adaptive_cache", None, "Adaptive: local folder for the pool's thumbnail index (default "

@@ -5,12 +5,12 @@ A config (JSON, see ``configs/``) names the problem, the NPDD sources, the model
   same_architecture   Table 3: target, PDD baseline, CC-*-NPDD-SL, CC-*-PDD-SL, CC-*-NPDD+PDD-SL
   cross_architecture  Table 4: AlexNet baseline and AlexNet copycat of the VGG target
   data_curve          Fig. 5: copycats from the first N stolen labels (nested subsets: the same
-                      seeded-hash order, read from the full steal's ledger, so the curve costs no
-                      extra query), with and without PDD fine-tuning; runs named NAME@N
+                      seeded-hash order; the points share one ledger, so the curve pays for its
+                      largest point only), with and without PDD fine-tuning; runs named NAME@N
   robustness          three targets with different seeds, each copied; mean ± std of copy performance
   coverage            beyond the paper: stealing strategies (random, adaptive, each with or without pool
-                      transforms) at equal budgets, one ledger per strategy (a budget continues the
-                      smaller one: the curve pays its largest budget); per point the classes covered, copy performance and
+                      transforms) at equal budgets, one ledger per random strategy (a budget is a
+                      prefix of the next: the curve pays its largest budget); per point the classes covered, copy performance and
                       agreement; runs named CC-VGG-NPDD-SL.STRATEGY@N (see copycat_tf.adaptive)
 
 :func:`plan` turns a config into the list of stage calls (nothing runs; tests compare call lists);
@@ -210,8 +210,8 @@ def plan(config: dict, output: str) -> Plan:
         result.evaluated.append(p.train(_run(runs, "BL", "Alex", "PDD", "OL"), alex, pdd))
         result.evaluated += p.copy_runs(runs, target, npdd, pdd_sl, alex, fine_tune=False)
     if "data_curve" in experiments:
-        # Every point reads the ledger of the full NPDD steal: the first N of one seeded-hash order, paid once.
-        ledger = join(p.lake_of(runs), "stolen", _name(target), "NPDD-SL", "ledger")
+        # The points share one ledger: the first N of one seeded-hash order, so the curve pays its largest point.
+        ledger = join(p.lake_of(runs), "ledgers", _name(target), "data_curve")
         for queries in sorted(config.get("data_curve", [])):
             result.evaluated += p.copy_runs(runs, target, npdd, pdd_sl, copy_model, None, True, queries,
                                             f"--max_queries={queries}", f"--ledger={ledger}")
@@ -261,12 +261,17 @@ def _plan_robustness(p: _Planner, config: dict, npdd: str, result: Plan) -> None
 
 
 def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str, result: Plan) -> None:
-    """Each strategy at each budget: steal, balance to the budget in all, train, evaluate."""
+    """Each strategy at each budget: steal, then balance to the budget in all and train (``train``: balance),
+    and/or train on every stolen label re-drawn balanced each epoch (``resample``: runs named STRATEGY+resample)."""
     options = config.get("coverage", {})
     strategies = options.get("strategies", ["random", "adaptive"])
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise CopycatError(f"coverage: unknown strategies {sorted(unknown)}; known: {', '.join(STRATEGIES)}")
+    trainings = options.get("train", ["balance"])
+    if not trainings or set(trainings) - {"balance", "resample"}:
+        raise CopycatError(f"coverage: train={trainings}: give balance (copycat-balance --total=BUDGET) and/or "
+                           "resample (copycat-train --class_balance=resample on every stolen label)")
     model = config["copycat"]
     arch = ARCH.get(model["model"], model["model"])
     stolen_root = join(p.lake, "stolen", _name(target))
@@ -274,17 +279,22 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
     for budget in sorted(options.get("budgets", [2000, 5000, 10000])):
         for strategy in strategies:
             how, _, transforms = strategy.partition("+")
-            # One ledger per strategy: each budget continues the smaller one, so the curve pays its largest point.
-            ledger = join(p.lake, "ledgers", _name(target), strategy)
-            extra = [f"--max_queries={budget}", f"--strategy={how}", f"--adaptive_cache={cache}", f"--ledger={ledger}",
+            extra = [f"--max_queries={budget}", f"--strategy={how}", f"--adaptive_cache={cache}",
                      *options.get("steal_options", [])]
             if transforms:
                 extra += [f"--pool_transforms={options.get('pool_transforms', 'grayscale+contrast')}", f"--pool={pool}"]
+            if how == "random":  # one ledger per strategy: a budget is a prefix of the next, the curve pays its largest
+                extra.append(f"--ledger={join(p.lake, 'ledgers', _name(target), strategy)}")
             stolen = p.steal(npdd, target, join(stolen_root, f"NPDD-SL.{strategy}@{budget}"), *extra)
-            run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=strategy, budget=budget), model,
-                          p.balance(stolen, total=budget))
-            p.evaluate(run, target)
-            result.coverage.append({"strategy": strategy, "budget": budget, "stolen": stolen, "run": run})
+            for how_trained in trainings:  # the same stolen labels balanced once, or re-drawn balanced each epoch
+                if how_trained == "balance":
+                    label, data, trained = strategy, p.balance(stolen, total=budget), model
+                else:
+                    label, data = f"{strategy}+resample", stolen
+                    trained = {**model, "train_options": [*model.get("train_options", []), "--class_balance=resample"]}
+                run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=label, budget=budget), trained, data)
+                p.evaluate(run, target)
+                result.coverage.append({"strategy": label, "budget": budget, "stolen": stolen, "run": run})
 
 
 def _read_json(path: str) -> dict:

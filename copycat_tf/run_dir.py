@@ -36,11 +36,13 @@ CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 
 
-def lake_manifest(folder: str) -> str:
-    """``FOLDER/manifest.json``: the manifest of a lake (stage output) folder, whose name is the lake contract's."""
-    from tfrecords_schema.manifest import MANIFEST_NAME  # here, so that building a plan needs no TensorFlow import
+MANIFEST = "manifest.json"  # the lake contract's name (tfrecords_schema.manifest.MANIFEST_NAME; a test keeps them
+# equal): spelled here because importing tfrecords_schema imports TensorFlow, and building a plan must not
 
-    return join(folder, MANIFEST_NAME)
+
+def lake_manifest(folder: str) -> str:
+    """``FOLDER/manifest.json``: the manifest of a lake (stage output) folder."""
+    return join(folder, MANIFEST)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ copy moves on every epoch through a seeded order of the class, so the images tak
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +22,6 @@ import tensorflow as tf
 from tfrecords_schema import LABELED_IMAGE
 from tfrecords_schema.tfdata import parse_function
 
-MODES = ("none", "resample")
 
 
 def quotas(num_present: int, total: int) -> list[int]:
@@ -36,7 +36,7 @@ class EpochDraw:
     labels: np.ndarray  # the class id of every training record, in the folders' listed shard order
     seed: int
 
-    @property
+    @functools.cached_property
     def present(self) -> np.ndarray:
         return np.unique(self.labels)
 
@@ -46,6 +46,19 @@ class EpochDraw:
         present = len(self.present)
         return (len(self.labels) // present) * present
 
+    @functools.cached_property
+    def _plan(self) -> dict[str, np.ndarray]:
+        """Per record, computed once: its class's size n, its rank in a seeded order of the class, the copies
+        every image of the class gets (quota // n) and how many of them get one more each epoch (quota % n)."""
+        plan = {name: np.zeros(len(self.labels), np.int64) for name in ("size", "rank", "base", "extra")}
+        for label, quota in zip(self.present, quotas(len(self.present), self.epoch_size)):
+            order = np.random.default_rng([int(self.seed), int(label), 0x5EED]).permutation(
+                np.flatnonzero(self.labels == label))
+            n = len(order)
+            plan["size"][order], plan["rank"][order] = n, np.arange(n)
+            plan["base"][order], plan["extra"][order] = quota // n, quota % n
+        return plan
+
     def copies(self, epoch: int) -> np.ndarray:
         """Copies of each record (int64, one per record, summing to ``epoch_size``) in epoch ``epoch``.
 
@@ -53,16 +66,14 @@ class EpochDraw:
         ``q % n`` of them: a window that moves on by ``q % n`` each epoch through a seeded order of the
         class, so the images take turns and each is used within ``ceil(n / (q % n))`` epochs.
         """
-        out = np.zeros(len(self.labels), np.int64)
-        present = self.present
-        for label, quota in zip(present, quotas(len(present), self.epoch_size)):
-            order = np.random.default_rng([int(self.seed), int(label), 0x5EED]).permutation(
-                np.flatnonzero(self.labels == label))
-            n = len(order)
-            out[order] = quota // n
-            extra = quota % n
-            out[order[(epoch * extra + np.arange(extra)) % n]] += 1
-        return out
+        p = self._plan
+        return p["base"] + (np.mod(p["rank"] - int(epoch) * p["extra"], p["size"]) < p["extra"])
+
+    def copies_tensor(self, epoch: tf.Tensor) -> tf.Tensor:
+        """:meth:`copies` as TensorFlow ops on constants (no Python in the input pipeline)."""
+        p = {name: tf.constant(values) for name, values in self._plan.items()}
+        window = tf.math.floormod(p["rank"] - tf.cast(epoch, tf.int64) * p["extra"], p["size"])
+        return p["base"] + tf.cast(window < p["extra"], tf.int64)
 
     def summary(self, num_classes: int) -> dict:
         """What metrics.json records: the labels per class and each present class's share of an epoch."""

@@ -100,8 +100,7 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
             key = tf.stack([tf.constant(seed, tf.int64), index])
             firsts = tf.constant(np.cumsum([0] + counts[:-1]), tf.int64)  # record number of each shard's first
             order = tf.random.experimental.stateless_shuffle(tf.range(len(shards)), seed=key)
-            copies = tf.numpy_function(lambda e: draw.copies(int(e)), [index], tf.int64, stateful=False)
-            copies = tf.ensure_shape(copies, (len(draw.labels),))
+            copies = draw.copies_tensor(index)
 
             def numbered(position):
                 first = tf.gather(firsts, position)

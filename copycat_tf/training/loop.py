@@ -25,75 +25,19 @@ import time
 import keras
 import tensorflow as tf
 
-from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.export import export_classifier
-from copycat_tf.models import MODELS, build_model, load_imagenet_convolutions
+from copycat_tf.models import build_model, load_imagenet_convolutions
 from copycat_tf.run_dir import RUN_OPTIONS, RunDir  # RUN_OPTIONS stays importable from here; its home is run_dir
 from copycat_tf.stage_output import claim_output, normalized
 from copycat_tf.training.augment import build_augmentation, parse_augmentation
-from copycat_tf.training.class_balance import MODES, EpochDraw, read_labels
+from copycat_tf.training.class_balance import EpochDraw, read_labels
+from copycat_tf.training.config import TrainConfig
 from copycat_tf.training.input import lake_dataset, record_count, steps_per_epoch
-from copycat_tf.training.strategy import CHOICES, choose_strategy, is_chief
+from copycat_tf.training.strategy import choose_strategy, is_chief
 from tfrecords_schema import LABELED_IMAGE, fileio, open_folder
 
 log = logging.getLogger("copycat.train")
-
-MAX_SEED = 2**32 - 1  # NumPy's seed range, which keras.utils.set_random_seed passes the seed to
-
-
-@dataclasses.dataclass
-class TrainConfig:
-    model: str
-    train: list[str]
-    output: str
-    val: str | None = None
-    input_size: int = 32
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    init: str | None = None
-    strategy: str = "auto"
-    mixed_precision: bool = False
-    augment: str = "none"
-    class_balance: str = "none"  # none | resample: a fresh balanced draw of the training labels every epoch
-    seed: int = 0
-    width: float = 1.0
-    dropout: float = 0.5
-    checkpoint_every: int = 0  # steps per chunk; 0: one epoch
-    deterministic: bool = True  # the same seed gives the same numbers (op determinism, ordered input; slower)
-    verbose: int = 1
-
-    RULES = (
-        Rule("input_size", "input_size", 32, 1024), Rule("epochs", "epochs", 1, 100_000),
-        Rule("batch_size", "batch_size", 1, 65_536), Rule("lr", "lr", 0, 10, above=True),
-        Rule("momentum", "momentum", 0, 0.999), Rule("weight_decay", "weight_decay", 0, 1),
-        Rule("seed", "seed", 0, MAX_SEED), Rule("width", "width", 0, 4, above=True), Rule("dropout", "dropout", 0, 0.99),
-        Rule("checkpoint_every", "checkpoint_every", 0, 10**9), Rule("verbose", "verbose", 0, 2),
-    )
-    WHOLE_NUMBERS = ("input_size", "epochs", "batch_size", "seed", "checkpoint_every", "verbose")
-
-    def validate(self) -> None:
-        """Refuse a bad option (one line naming the flag, the value and what is allowed) before any work."""
-        if not self.train or not all(isinstance(path, str) and path for path in self.train):
-            raise CopycatError(f"--train={self.train}: give one or more lake folders of labeled images")
-        if not self.output:
-            raise CopycatError("--output is required: the run folder to write")
-        if self.model not in MODELS:
-            raise CopycatError(f"--model={self.model!r} is unknown; known models: {', '.join(MODELS)}")
-        if self.strategy not in CHOICES:
-            raise CopycatError(f"--strategy={self.strategy!r} is unknown; use one of {', '.join(CHOICES)}")
-        parse_augmentation(self.augment)
-        if self.class_balance not in MODES:
-            raise CopycatError(f"--class_balance={self.class_balance!r} is unknown; use one of {', '.join(MODES)}")
-        for name in self.WHOLE_NUMBERS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise CopycatError(f"--{name}={value} is out of range: use a whole number")
-        check_rules(self, self.RULES)
-
 
 # The options that decide what a run computes: a run folder resumes only with the same ones. Not among
 # them: --output, --strategy (a run may resume on other hardware), --deterministic and --verbose.
@@ -212,6 +156,10 @@ def _check_run_folder(config: TrainConfig, options: dict) -> tuple[dict | None, 
         recorded = _legacy_options(metrics)  # a run folder written before run_options.json existed
     if recorded is None:
         return None, None
+    # An option added since the run was recorded (e.g. --class_balance) had its default then.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in DEFINING
+                and f.default is not dataclasses.MISSING}
+    recorded = {**{name: value for name, value in defaults.items() if name in options}, **recorded}
     differ = [name for name in options if name in recorded and recorded[name] != options[name]]
     trained = metrics is not None or bool(fileio.glob(fileio.join(run.checkpoints, "ckpt-*.index")))
     if differ and trained:

@@ -61,6 +61,11 @@ def test_plain_leaves_a_light_object_on_a_black_background(picture):
     assert (np.diff(plain[~black][order]) >= 0).all()  # the object's shading keeps its order
     dark_on_white = _pixels(apply_variant(gray, "plain+invert", random.Random(3)))[..., 0]
     assert (dark_on_white == 255 - plain).all()
+    coloured = _pixels(apply_variant(picture, "plain", random.Random(3)))
+    luminance = _pixels(picture).mean(axis=2)
+    background = coloured.max(axis=2) == 0
+    assert 0.5 <= background.mean() <= 0.85  # black in every channel where the luminance is below the cut
+    assert luminance[background].max() <= luminance[~background].min()
 
 
 def test_derived_records_are_seeded_and_keep_their_lineage():

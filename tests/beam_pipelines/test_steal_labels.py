@@ -50,6 +50,8 @@ def test_labels_are_the_oracles_own_and_a_rerun_pays_nothing(npdd, oracle, tmp_p
     assert manifest.extra["label_histogram"] == histogram
     assert manifest.extra["classes_never_seen"] == [c for c, n in enumerate(histogram) if n == 0]
     assert manifest.extra["num_classes"] == NUM_CLASSES
+    assert manifest.extra["knowledge"] == {"strategy": "random", "pool_transforms": [], "num_classes": NUM_CLASSES,
+                                           "num_classes_from": "oracle output", "query_images_from": "build_npdd"}
     assert manifest.extra["cost"]["this_run"] == pytest.approx(COUNT * 2.0 / 1000)
     first_shards = [open(p, "rb").read() for p in list_shards(config.output)]
 
@@ -96,6 +98,16 @@ def test_a_data_curve_sharing_one_ledger_pays_only_for_its_largest_point(npdd, o
     fingerprint = next(iter(_labels(str(tmp_path / "all")).values()))["oracle_fingerprint"]
     assert Ledger(ledger, fingerprint).spent() == COUNT  # paid once per image over the four points
     assert {i: r["label"] for i, r in _labels(str(tmp_path / "at45")).items()} == {i: expected[i] for i in large_ids}
+
+
+def test_the_manifest_records_the_knowledge_a_transformed_pool_used(npdd, oracle, tmp_path):
+    images, _ = npdd
+    manifest = run(StealLabelsConfig(images=images, oracle=OracleSpec(oracle), output=str(tmp_path / "sl"),
+                                     batch_size=8, max_queries=10, pool_transforms="grayscale+invert",
+                                     pool=str(tmp_path / "pool")))
+    assert manifest.extra["knowledge"] == {"strategy": "random", "pool_transforms": ["grayscale+invert"],
+                                           "num_classes": NUM_CLASSES, "num_classes_from": "oracle output",
+                                           "query_images_from": "build_npdd"}  # natural images, through the pool
 
 
 def test_a_bad_oracle_is_one_clear_error(npdd, tmp_path):

@@ -43,6 +43,9 @@ CONFIGS = {
     "train": (lambda: TrainConfig(model="vgg16_bn", train=["t"], output="o"), "train.py"),
 }
 
+# Binaries whose flags are generated from their Config (issue #13: a knob is written once).
+GENERATED = {"train": ("copycat_bin.train", "copycat_tf.training.config", "TrainConfig")}
+
 
 def _bad_values(rule):
     bad = [float("nan"), "7"]
@@ -91,8 +94,11 @@ def test_every_numeric_field_has_a_rule_named_after_a_real_flag(stage):
     ruled = {rule.field for rule in config.RULES}
     assert set(_numeric_fields(type(config))) <= ruled
     if binary:
-        with open(os.path.join(BIN, binary)) as handle:
-            defined = set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", handle.read())) | {"seed", "output"}
+        if stage in GENERATED:  # one flag per field (checked against the binary below)
+            defined = {field.name for field in dataclasses.fields(type(config))}
+        else:
+            with open(os.path.join(BIN, binary)) as handle:
+                defined = set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", handle.read())) | {"seed", "output"}
         assert {rule.flag for rule in config.RULES} <= defined
 
 
@@ -123,3 +129,35 @@ def test_a_binary_refuses_with_one_line_and_exit_2(module, args, message, tmp_pa
     code, lines = _run_binary(module, *args)
     assert code == 2
     assert len(lines) == 1 and re.search(message, lines[0]), lines
+
+
+
+@pytest.mark.parametrize("stage", sorted(GENERATED))
+def test_a_binarys_flags_are_its_configs_fields_with_the_same_defaults_and_help(stage):
+    module, config_module, config_class = GENERATED[stage]
+    code = (
+        "import dataclasses, importlib, json, sys\n"
+        "from absl import flags\n"
+        f"binary = importlib.import_module({module!r})\n"
+        f"config = getattr(importlib.import_module({config_module!r}), {config_class!r})\n"
+        "defined = {f.name: [f.default, f.help, f.flag_type()] for m in (binary.__name__, 'copycat_bin.app')\n"
+        "           for f in flags.FLAGS.get_flags_for_module(sys.modules[m])}\n"
+        "fields = {f.name: [None if f.default is dataclasses.MISSING else f.default, f.metadata.get('help')]\n"
+        "          for f in dataclasses.fields(config)}\n"
+        "print(json.dumps({'defined': defined, 'fields': fields, 'tf': 'tensorflow' in sys.modules}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr
+    import json
+
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    defined, fields = found["defined"], found["fields"]
+    assert set(defined) == set(fields)  # one flag per field, no other
+    assert defined["train"][2].endswith("list of strings") and defined["epochs"][2] == "int" and defined["lr"][2] == "float"
+    assert defined["deterministic"][2] == "bool" and defined["val"][2] == "string"
+    for name, (default, help_text) in fields.items():
+        assert defined[name][0] == default, name
+        if name not in ("output", "seed"):  # the common flags keep the common help text
+            assert defined[name][1] == help_text, name
+    assert not found["tf"]  # defining the flags imports no TensorFlow

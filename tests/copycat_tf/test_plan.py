@@ -73,7 +73,7 @@ def test_demo_flags_override_the_recipe():
     assert any(c.done.endswith("NPDD-SL-balanced-60/manifest.json") for c in calls)
 
 
-@pytest.mark.parametrize("name", ["digits", "digits_coverage", "DIG10", "SHN10", "GOC9", "ACT101", "FER7", "PED2", "SIG30"])
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.json") if p.stem != "demo"))
 def test_every_shipped_config_plans_at_both_scales(name):
     for small in (False, True):
         config = load_config(str(CONFIGS / f"{name}.json"), small)
@@ -84,18 +84,19 @@ def test_every_shipped_config_plans_at_both_scales(name):
 
 def test_data_curve_points_are_prefixes_of_one_query_order():
     config = load_config(str(CONFIGS / "digits.json"), small=True)
-    calls = plan({**config, "experiments": ["same_architecture", "data_curve"]}, "/x").calls
+    calls = plan({**config, "experiments": ["same_architecture", "data_curve"],
+                  "data_curve": sorted(config["data_curve"], reverse=True)}, "/x").calls
     steals = {c.flag("output").rsplit("/", 1)[-1]: c for c in calls if c.stage == "steal-labels"}
     assert {k: v.flag("max_queries") for k, v in steals.items() if "@" in k} == {
         "NPDD-SL@300": "300", "NPDD-SL@600": "600", "NPDD-SL@1200": "1200"}
     assert len({c.flag("seed") for c in steals.values()} - {None}) <= 1  # one seeded-hash order for every point
     runs = [c.flag("output").rsplit("/", 1)[-1] for c in calls if c.stage == "train"]
     assert "CC-VGG-NPDD-SL@600" in runs and "CC-VGG-NPDD+PDD-SL@600" in runs
-    # Every point reads the full steal's ledger: the curve costs no query beyond the full steal.
-    full = steals["NPDD-SL"]
-    assert {v.flag("ledger") for k, v in steals.items() if "@" in k} == {full.flag("output") + "/ledger"}
-    order = [c.done for c in calls]
-    assert order.index(full.done) < min(order.index(v.done) for k, v in steals.items() if "@" in k)
+    # The points share one ledger outside every stage's folder, asked in rising order: the curve pays its largest.
+    points = [c for c in calls if c.stage == "steal-labels" and "@" in c.flag("output")]
+    assert [int(c.flag("max_queries")) for c in points] == [300, 600, 1200]
+    assert {c.flag("ledger") for c in points} == {"/x/lake/ledgers/BL-VGG-ODD-OL/data_curve"}
+    assert steals["NPDD-SL"].flag("ledger") is None  # the full steal keeps its own ledger
 
 
 def test_robustness_trains_one_target_per_seed_and_copies_each():
@@ -118,11 +119,15 @@ def test_coverage_spends_each_budget_once_per_strategy():
     assert point.flag("strategy") == "adaptive" and point.flag("max_queries") == "2000" and point.flag("pool_transforms")
     balances = [c for c in result.calls if c.stage == "balance" and "adaptive+transforms@2000" in c.done]
     assert [c.flag("total") for c in balances] == ["2000"]
-    # One ledger per strategy, budgets in rising order: each point continues the smaller one.
+    # Budgets in rising order (given in any order); the random strategies' points share one ledger each (a budget
+    # is a prefix of the next), the adaptive ones keep their own (their rounds are no prefix of a larger run's).
+    result = plan({**config, "coverage": {**config["coverage"], "budgets": [10000, 2000, 5000]}}, "/x")
+    steals = _by_output(result.calls)
     for strategy in ("random", "adaptive", "random+transforms", "adaptive+transforms"):
         points = [steals[f"{p['stolen']}/manifest.json"] for p in result.coverage if p["strategy"] == strategy]
         assert [int(c.flag("max_queries")) for c in points] == [2000, 5000, 10000]
-        assert len({c.flag("ledger") for c in points}) == 1 and points[0].flag("ledger").endswith(strategy)
+        ledgers = {c.flag("ledger") for c in points}
+        assert ledgers == ({f"/x/lake/ledgers/BL-VGG-ODD-OL/{strategy}"} if strategy.startswith("random") else {None})
 
 
 def test_two_different_calls_for_one_output_are_refused():
@@ -200,3 +205,34 @@ def test_seed_statistics_are_mean_and_sample_std_over_seeds(tmp_path):
     assert seeds["CC-VGG-NPDD-SL.best"]["copy_performance"]["mean"] == pytest.approx(0.9)
     assert seeds["CC-VGG-NPDD-SL.best"]["copy_performance"]["std"] == pytest.approx(0.0)
     assert seeds["CC-VGG-NPDD-SL"]["seeds"] == [0, 1, 2]
+
+
+def test_planning_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from copycat_tf.experiment import plan, load_config; "
+            f"plan(load_config({str(CONFIGS / 'digits.json')!r}, small=True), '/x'); "
+            "print(sorted(m for m in ('tensorflow', 'keras', 'apache_beam') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_ablation_trains_each_point_balanced_once_and_resampled_from_the_same_labels():
+    result = plan(load_config(str(CONFIGS / "digits_ablation.json"), small=False), "/x")
+    calls = _by_output(result.calls)
+    points = {(p["strategy"], p["budget"]): p for p in result.coverage}
+    assert len(points) == 3 * 3 * 2
+    balanced, resampled = points["random+transforms", 5000], points["random+transforms+resample", 5000]
+    assert balanced["stolen"] == resampled["stolen"]  # one steal, two trainings
+    trained_on = calls[f"{resampled['run']}/metrics.json"]
+    assert trained_on.flag("train") == resampled["stolen"] and trained_on.flag("class_balance") == "resample"
+    plain = calls[f"{balanced['run']}/metrics.json"]
+    assert plain.flag("train") == f"{balanced['stolen']}-balanced-total-5000" and plain.flag("class_balance") is None
+    assert "plain" in calls[f"{balanced['stolen']}/manifest.json"].flag("pool_transforms")
+    glyphs = plan(load_config(str(CONFIGS / "glyphs_ablation.json"), small=False), "/x")
+    assert glyphs.calls[0].flag("problem") == "glyphs"
+    with pytest.raises(CopycatError, match="coverage: train=\\['weighted'\\]"):
+        plan({**load_config(str(CONFIGS / "digits_ablation.json"), small=True),
+              "coverage": {"budgets": [300], "strategies": ["random"], "train": ["weighted"]}}, "/x")

@@ -2,6 +2,7 @@
 reused with other data or other options refused (naming them) instead of silently reporting the old run."""
 
 import json
+import shutil
 import os
 import re
 import subprocess
@@ -173,6 +174,17 @@ def test_a_run_folder_from_before_run_options_is_checked_against_its_metrics(fin
     with pytest.raises(CopycatError, match="--epochs: 1 there, 3 now"):
         train(_config(lakes[0], legacy, epochs=3))
     assert train(_config(lakes[0], legacy))["history"]["loss"]  # the same options: already trained
+
+
+def test_an_option_added_since_a_run_was_recorded_counts_as_its_default_then(finished, lakes, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(finished, old)
+    recorded = json.loads((old / loop.RUN_OPTIONS).read_text())
+    del recorded["options"]["class_balance"]  # a run recorded before --class_balance existed
+    (old / loop.RUN_OPTIONS).write_text(json.dumps(recorded))
+    with pytest.raises(CopycatError, match="--class_balance: none there, resample now"):
+        train(_config(lakes[0], old, class_balance="resample"))
+    assert train(_config(lakes[0], old))["history"]["loss"]  # the default then is the default now: already trained
 
 
 # ---- through the binary ---------------------------------------------------------------------------

@@ -291,6 +291,15 @@ def embed(model, x, batch_size=1024):
     return features, probabilities
 
 
+def rounds_of(oracle: Oracle, budget: int, rounds: int):
+    """(round number, queries for it): what is left of the budget shared evenly over the rounds left."""
+    for number in range(rounds):
+        left = budget - oracle.spent
+        if left <= 0:
+            return
+        yield number, math.ceil(left / (rounds - number))
+
+
 def k_center(features: np.ndarray, centers: np.ndarray, k: int) -> list[int]:
     """Greedy k-center: k rows of ``features`` each farthest from the centers chosen so far (and ``centers``)."""
     features = features / (np.linalg.norm(features, axis=1, keepdims=True) + 1e-8)
@@ -395,11 +404,7 @@ def steal(stack: Stack, pool: dict, oracle: Oracle, budget: int, num_classes: in
     candidates_per_round = 12000
     info["rounds"] = []
     model = None
-    for number in range(stack.rounds):
-        left = budget - oracle.spent
-        if left <= 0:
-            break
-        round_n = math.ceil(left / (stack.rounds - number))
+    for number, round_n in rounds_of(oracle, budget, stack.rounds):
         x, y = stolen.arrays()
         if model is None:
             model = interim.build_interim(num_classes, SIZE, filters=24, seed=seed)
@@ -487,11 +492,7 @@ def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classe
     budget / K (the oracle labels every variant; a variant may land in another class). No interim model."""
     quota = budget // num_classes
     info["expand"] = []
-    for number in range(stack.expand_rounds):
-        left = budget - oracle.spent
-        if left <= 0:
-            break
-        round_n = math.ceil(left / (stack.expand_rounds - number))
+    for number, round_n in rounds_of(oracle, budget, stack.expand_rounds):
         x, y = stolen.arrays()
         histogram = np.bincount(y, minlength=num_classes)
         deficits = np.where(histogram > 0, np.maximum(0, quota - histogram), 0).astype(np.float64)

@@ -16,33 +16,15 @@ from typing import Sequence
 import apache_beam as beam
 
 from beam_pipelines import lake_io
+from beam_pipelines.balance_config import BalanceConfig
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.adaptive.selection import selection_key
-from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from tfrecords_schema import LABELED_IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "balance"
 log = logging.getLogger("copycat.balance")
-
-
-@dataclasses.dataclass
-class BalanceConfig:
-    input: str
-    output: str
-    per_class: int | None = None
-    total: int | None = None
-    seed: int = 0
-    allow_missing_classes: bool = False
-    num_shards: int = 0  # 0: sized from the input's bytes per record
-
-    RULES = (Rule("per_class", "per_class", 1, optional=True), Rule("total", "total", 1, optional=True),
-             Rule("seed", "seed", 0), Rule("num_shards", "num_shards", 0, 100_000))
-
-    def validate(self) -> None:
-        """Refuse out-of-range numbers (one line naming the flag) before any work."""
-        check_rules(self, self.RULES)
 
 
 def targets(num_classes: int, per_class: int | None, total: int | None) -> list[int]:

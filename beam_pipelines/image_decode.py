@@ -11,12 +11,12 @@ import io
 import math
 import warnings
 
-import imagehash
 import numpy as np
 import PIL.Image
 import PIL.ImageOps
 
 from tfrecords_schema import content_id
+from tfrecords_schema.image_records import perceptual_hash
 
 # Reasons a file is rejected (the keys of the manifest's rejected_by_reason).
 EMPTY = "empty_file"
@@ -120,12 +120,6 @@ def decode_upright_rgb(
         return _to_rgb(image), (width, height)
     except Exception as error:
         return Rejected(UNDECODABLE, f"cannot convert mode {image.mode} to RGB: {error}")
-
-
-def perceptual_hash(image: PIL.Image.Image) -> int:
-    """64-bit pHash (imagehash.phash, 8x8 DCT of a 32x32 grayscale) as an unsigned integer."""
-    bits = imagehash.phash(image).hash.flatten()
-    return int("".join("1" if bit else "0" for bit in bits), 2)
 
 
 def downscale(image: PIL.Image.Image, max_side: int) -> PIL.Image.Image:

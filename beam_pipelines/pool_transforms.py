@@ -36,14 +36,13 @@ import PIL.Image
 import PIL.ImageOps
 
 from beam_pipelines import lake_io
-from beam_pipelines.image_decode import perceptual_hash
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
-from tfrecords_schema import IMAGE, Manifest, content_id, fileio, input_entry, open_folder, write_manifest
+from tfrecords_schema import IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
+from tfrecords_schema.image_records import image_record
 
 STAGE = "pool_transforms"
-JPEG_QUALITY = 90
 log = logging.getLogger("copycat.pool_transforms")
 
 
@@ -131,14 +130,8 @@ def derive(record: dict, variant: str, seed: int, original: PIL.Image.Image | No
     image = apply_variant(original, variant, random.Random(f"{seed}/{record['id']}/{variant}"))
     if np.array_equal(np.asarray(image), np.asarray(original)):  # e.g. a gray photo's grayscale: the original again
         return {**record, "source": f"transform:{variant}", "source_key": record["id"]}
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=JPEG_QUALITY)
-    return {
-        "image": buffer.getvalue(), "format": "jpeg", "height": image.size[1], "width": image.size[0],
-        "id": content_id(np.asarray(image)), "phash": perceptual_hash(image),
-        "source": f"transform:{variant}", "source_key": record["id"],
-        "original_height": record["original_height"], "original_width": record["original_width"],
-    }
+    return image_record(image, f"transform:{variant}", record["id"], fmt="jpeg",
+                        original_size=(record["original_width"], record["original_height"]))
 
 
 @dataclasses.dataclass

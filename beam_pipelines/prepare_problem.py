@@ -17,11 +17,12 @@ from typing import Sequence
 import apache_beam as beam
 
 from beam_pipelines import lake_io
-from beam_pipelines.image_decode import decode_upright_rgb, perceptual_hash, Rejected
+from beam_pipelines.image_decode import decode_upright_rgb, Rejected
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.problems import FOLDER_PROBLEMS, SPLIT_WORDS, SPLITS, Problem, get_problem
-from tfrecords_schema import LABELED_IMAGE, Manifest, content_id, fileio, write_manifest
+from tfrecords_schema import LABELED_IMAGE, Manifest, fileio, write_manifest
+from tfrecords_schema.image_records import image_record
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "prepare_problem"
@@ -46,29 +47,17 @@ class PrepareProblemConfig:
 
 def problem_record(data: bytes, label: int, source: str, key: str):
     """A labeled_image (OL) record of one example, or a Rejected."""
-    import numpy as np
     import PIL.Image
 
     decoded = decode_upright_rgb(data)
     if isinstance(decoded, Rejected):
         return decoded
     image, (stored_width, stored_height) = decoded
-    pixels = np.asarray(image)
     original = PIL.Image.open(io.BytesIO(data))
     unchanged = original.format in ("JPEG", "PNG") and original.mode in ("RGB", "L") and image.size == (stored_width, stored_height) \
         and not original.getexif().get(0x0112, 1) != 1
-    if unchanged:
-        encoded, fmt = data, original.format.lower()
-    else:
-        buffer = io.BytesIO()
-        image.save(buffer, "PNG")
-        encoded, fmt = buffer.getvalue(), "png"
-    return {
-        "image": encoded, "format": fmt, "height": pixels.shape[0], "width": pixels.shape[1],
-        "id": content_id(pixels), "phash": perceptual_hash(image), "source": source, "source_key": key,
-        "original_height": pixels.shape[0], "original_width": pixels.shape[1],
-        "label": label, "label_kind": "OL", "oracle_fingerprint": "",
-    }
+    kept = {"encoded": data, "fmt": original.format.lower()} if unchanged else {"fmt": "png"}
+    return {**image_record(image, source, key, **kept), "label": label, "label_kind": "OL", "oracle_fingerprint": ""}
 
 
 def _one_split_per_image(element):

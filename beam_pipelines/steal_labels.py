@@ -9,7 +9,8 @@ Which images are asked (``strategy``): ``random`` (the paper) takes the first ``
 a seeded-hash order, whether the ledger holds their answers or not, so the output at budget N is the
 prefix of the output at any larger budget (a data curve sharing one ``--ledger`` pays for its largest
 point only); ``adaptive`` (copycat_tf.adaptive) runs rounds in the launcher that steer the budget to the
-classes furthest below quota, then this pipeline writes what the ledger holds. With
+classes furthest below quota, then this pipeline writes what the ledger holds (with the variant queries
+the rounds made, ``OUTPUT/variants``). Strategies are registered in copycat_tf.query_strategies. With
 ``pool_transforms`` the pool is first widened with derived images (beam_pipelines.pool_transforms).
 Every manifest carries a coverage report (copycat_tf.coverage).
 
@@ -32,7 +33,8 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 
 from beam_pipelines import lake_io, pool_transforms
 from beam_pipelines.runner import DIRECT, make_pipeline
-from copycat_tf import coverage
+from copycat_tf import coverage, query_strategies
+from copycat_tf.adaptive import variants
 from copycat_tf.adaptive.rounds import ADAPTIVE_RULES, AdaptiveConfig
 from copycat_tf.adaptive.selection import selection_key
 from copycat_tf.config_checks import Rule, check_rules
@@ -58,7 +60,7 @@ class StealLabelsConfig:
     ledger: str | None = None  # default: OUTPUT/ledger
     seed: int = 0
     num_shards: int = 0  # 0: as many as the input has
-    strategy: str = "random"  # random (the paper) or adaptive (copycat_tf.adaptive)
+    strategy: str = "random"  # a name in copycat_tf.query_strategies: random (the paper), adaptive, ...
     adaptive: AdaptiveConfig = dataclasses.field(default_factory=AdaptiveConfig)
     pool_transforms: list[str] = dataclasses.field(default_factory=list)  # variants, see beam_pipelines.pool_transforms
     pool: str | None = None  # where the transformed pool goes (default OUTPUT/pool); share it between runs
@@ -164,7 +166,7 @@ def _keep_chosen(elements, chosen, name: str, image_id):
 
 
 def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], fingerprint: str, run_id: str,
-                   budget_left: int | None, num_shards: int):
+                   budget_left: int | None, num_shards: int, prefix: bool = True):
     ledger = Ledger(config.ledger_root, fingerprint)
     records = pipeline | "Read" >> lake_io.ReadRecords(shards, IMAGE)
     answers = (
@@ -180,7 +182,7 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
         | "SplitByLedger" >> beam.FlatMap(_split_by_ledger).with_outputs("known", main="ask")
     )
     known, to_ask = split.known, split.ask
-    if config.strategy == "random" and config.max_queries is not None:
+    if prefix and config.max_queries is not None:
         # The output is the first max_queries images of one seeded-hash order, answered already or not: a run
         # at budget N is a prefix of a run at a larger budget, and with a shared --ledger a data curve pays
         # only for its largest point. The ledger's claim keeps the spend within the budget.
@@ -271,34 +273,42 @@ class Asked:
     num_classes_from: str
     spent_before: int  # the ledger's spend before this run
     queries: int = 0  # spent by this run
-    adaptive: dict | None = None  # the adaptive rounds' report
+    report: dict | None = None  # the strategy's report, when it asked before the pipeline (query_strategies)
+    made: list[tuple[str, Manifest]] = dataclasses.field(default_factory=list)  # folders of images it made
 
 
-def _ask_adaptively(config: StealLabelsConfig, source, oracle, ledger, run_id: str, num_classes: int | None,
-                    spent_before: int, fingerprint: str) -> dict:
-    if num_classes is None:
-        raise CopycatError("--strategy=adaptive needs the number of classes: the oracle's output does not "
+def _strategy(config: StealLabelsConfig) -> query_strategies.QueryStrategy:
+    strategy = query_strategies.get(config.strategy)
+    if strategy.needs_budget and config.max_queries is None:
+        raise CopycatError(f"--strategy={strategy.name} needs --max_queries: the budget it shares out")
+    return strategy
+
+
+def _ask_first(strategy, config: StealLabelsConfig, source, oracle, ledger, asked: Asked, run_id: str,
+               fingerprint: str) -> None:
+    """Run a strategy's own asking (before the pipeline), recording its report and the folders it made."""
+    if strategy.needs_num_classes and asked.num_classes is None:
+        raise CopycatError(f"--strategy={strategy.name} needs the number of classes: the oracle's output does not "
                            "tell it, so pass --num_classes")
-    from copycat_tf.adaptive.rounds import steal_adaptively
-
-    log.info("stealing labels adaptively from %s (%s): budget %d, %d already spent",
-             config.oracle.target, fingerprint, config.max_queries, spent_before)
-    return steal_adaptively(source, oracle, ledger, run_id, config.max_queries, num_classes,
-                            config.batch_size, config.seed, config.adaptive, _adaptive_work(config))
+    log.info("stealing labels (%s) from %s (%s): budget %s, %d already spent", strategy.name,
+             config.oracle.target, fingerprint, config.max_queries, asked.spent_before)
+    result = strategy.ask(query_strategies.AskContext(
+        config=config, pool=source, oracle=oracle, ledger=ledger, run_id=run_id, num_classes=asked.num_classes,
+        work=_adaptive_work(config), made_folder=variants.store_folder(config.output)))
+    asked.report = result.report
+    asked.made = [(folder, open_folder(folder, IMAGE).manifest) for folder in result.made_folders]
 
 
 def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
     """Label the images of ``config.images`` (within the budget) and write the SL folder and manifest.
 
-    In pieces: check the options, choose the pool (``_pool``: with or without transforms), ask the oracle
-    (the adaptive rounds here; the random strategy inside the pipeline), write the labeled folder (the one
-    Beam job, ``build_pipeline``), then build the manifest (``steal_manifest``, no I/O) and write it.
+    In pieces: check the options, choose the pool (``_pool``: with or without transforms), let the
+    strategy ask (copycat_tf.query_strategies: in the launcher, or inside the pipeline for random),
+    write the labeled folder (the one Beam job, ``build_pipeline``), then build the manifest
+    (``steal_manifest``, no I/O) and write it.
     """
     config.validate()
-    if config.strategy not in ("random", "adaptive"):
-        raise CopycatError(f"--strategy={config.strategy!r}: use random (the paper) or adaptive")
-    if config.strategy == "adaptive" and config.max_queries is None:
-        raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
+    strategy = _strategy(config)
     config.pool_transforms = pool_transforms.parse_variants(config.pool_transforms)
     open_folder(config.images, IMAGE)  # a wrong folder fails here, before any work
     lake_io.claim_stage_output(config.output, STAGE, [("--images", config.images)], clear=False)
@@ -317,20 +327,20 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     run_id = f"{uuid.uuid4().hex[:12]}"
     lake_io.clear_stage_files(config.output)
     try:
-        if config.strategy == "adaptive":
-            asked.adaptive = _ask_adaptively(config, source, oracle, ledger, run_id, num_classes, asked.spent_before,
-                                             fingerprint)
+        if strategy.ask is not None:
+            _ask_first(strategy, config, source, oracle, ledger, asked, run_id, fingerprint)
             budget_left = 0  # every query is made; the pipeline writes what the ledger holds
     finally:
         oracle.close()
-    if budget_left == 0 and asked.adaptive is None:
+    if budget_left == 0 and asked.report is None:
         log.warning("the query budget (--max_queries=%d) is spent already: only ledger answers are used",
                     config.max_queries)
+    shards = list(source.shards) + [shard for folder, _ in asked.made for shard in open_folder(folder, IMAGE).shards]
     log.info("stealing labels of %s from %s (%s), batches of %d, budget %s", images, config.oracle.target,
              fingerprint, config.batch_size, "unlimited" if budget_left is None else budget_left)
     with make_pipeline(runner, pipeline_args) as pipeline:
-        build_pipeline(pipeline, config, source.shards, fingerprint, run_id, budget_left,
-                       config.num_shards or max(1, len(source.shards)))
+        build_pipeline(pipeline, config, shards, fingerprint, run_id, budget_left,
+                       config.num_shards or max(1, len(source.shards)), prefix=strategy.ask is None)
     stats = lake_io.read_and_remove_stats(config.output)
     asked.queries = ledger.spent_by_run(run_id)
     manifest = steal_manifest(config, asked, stats, {"runner": runner, "pipeline_args": list(pipeline_args)})
@@ -347,8 +357,8 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
     """The steal's manifest from what was asked and what the pipeline wrote (touches no file; logs warnings)."""
     stats = dict(stats)
     labeled = stats["ledger_hits"] + stats["answered"]
-    if asked.adaptive:  # the rounds asked the oracle; the pipeline found those answers in the ledger
-        stats["answered"] = asked.adaptive["queries_this_run"]
+    if asked.report is not None:  # the strategy asked the oracle; the pipeline found those answers in the ledger
+        stats["answered"] = asked.queries
         stats["ledger_hits"] = labeled - stats["answered"]
     if config.strategy == "random" and config.max_queries is not None and labeled < min(config.max_queries,
                                                                                        stats["images"]):
@@ -363,7 +373,7 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
                     "(pass --num_classes to be sure)", num_classes)
     histogram = [found.get(c, 0) for c in range(num_classes)]
     never_seen = [c for c, n in enumerate(histogram) if n == 0]
-    quota = asked.adaptive["quota"] if asked.adaptive else (
+    quota = asked.report["quota"] if asked.report and "quota" in asked.report else (
         config.max_queries // num_classes if config.max_queries and num_classes else None)
     report = coverage.coverage_report(histogram, quota)
     log.info("coverage: %s", coverage.describe(report))
@@ -382,10 +392,11 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
         # images (build_npdd: natural images; prepare_problem: problem images, i.e. not an NPDD-only run).
         "knowledge": {"strategy": config.strategy, "pool_transforms": list(config.pool_transforms),
                       "num_classes": num_classes, "num_classes_from": asked.num_classes_from,
-                      "query_images_from": _origin_stage(asked.source)},
+                      "query_images_from": _origin_stage(asked.source),
+                      "variant_queries": config.adaptive.variants if config.strategy == "adaptive" else 0.0},
     }
-    if asked.adaptive:
-        extra["adaptive"] = asked.adaptive
+    if asked.report is not None:
+        extra[config.strategy] = asked.report
     if config.pool_transforms:
         extra["pool"] = {"folder": asked.images, "variants": list(config.pool_transforms),
                          "counts": asked.source.counts}
@@ -397,5 +408,6 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
         stage=STAGE, record_kind=LABELED_IMAGE.name, options={**dataclasses.asdict(config), **run_options},
         counts={"images": stats["images"], "labeled": labeled, "ledger_hits": stats["ledger_hits"],
                 "queries": asked.queries, "unlabeled": stats["images"] - labeled},
-        inputs=[input_entry(asked.images, asked.source)], extra=extra,
+        inputs=[input_entry(asked.images, asked.source)] + [input_entry(*made) for made in asked.made],
+        extra=extra,
     )

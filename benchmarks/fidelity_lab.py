@@ -34,6 +34,13 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
             small shifts, turns and zooms) of the labeled images of the classes below budget / K
     L2plainx  L2x over the plain-background families too
     L2xe16  L2x with a 16-epoch copycat schedule
+    L2xr    L2x with a copycat that starts from self-supervised weights: the same network trained on 24,000
+            unqueried pool images to tell which of four turns (0, 90, 180, 270 degrees) each was given
+            (2 epochs; no query; stands in for the paper's ImageNet start)
+    L2xp    L2x with L3's pseudo-labels (unqueried pool images the copycat is sure of, a second training), no
+            augmentation
+    L2xm    L2x with mixup of the copycat's training batches (Beta(0.4, 0.4), the larger weight on the image
+            itself; soft labels mixed the same way): no query, smoother boundaries between the stolen classes
 
 Results: one JSON line per run in ``benchmarks/results/fidelity_lab.jsonl``.
 
@@ -143,7 +150,7 @@ def load_problem(name: str, seed: int) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # Training: copycat-train's recipe on in-memory arrays.
 
-def _dataset(x, y, w, batch_size, seed, augment):
+def _dataset(x, y, w, batch_size, seed, augment, mixup=0.0, num_classes=0):
     data = tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     data = data.repeat().batch(batch_size, drop_remainder=True).enumerate()
 
@@ -153,24 +160,34 @@ def _dataset(x, y, w, batch_size, seed, augment):
         images = tf.cast(images, tf.float32)
         if augment is not None:  # copycat_tf.training.augment: stateless, keyed by (seed, step)
             images = augment(images, step)
+        if mixup:  # each image mixed with another of the batch, weight max(l, 1 - l), l ~ Beta(mixup, mixup)
+            key = tf.stack([tf.cast(seed, tf.int64), step])
+            g1 = tf.random.stateless_gamma([batch_size], key, alpha=mixup)
+            g2 = tf.random.stateless_gamma([batch_size], key + [0, 1 << 40], alpha=mixup)
+            lam = g1 / (g1 + g2)
+            lam = tf.maximum(lam, 1 - lam)
+            order = tf.argsort(tf.random.stateless_uniform([batch_size], key + [0, 1 << 41]))
+            hot = tf.one_hot(labels, num_classes)
+            images = lam[:, None, None, None] * images + (1 - lam[:, None, None, None]) * tf.gather(images, order)
+            labels = lam[:, None] * hot + (1 - lam[:, None]) * tf.gather(hot, order)
         return images, labels, weights
 
     return data.map(prepare, num_parallel_calls=2).prefetch(2)
 
 
 def train_classifier(x, y, num_classes, epochs=8, seed=0, weights=None, augment=None, lr=0.01, batch_size=32,
-                     model=None):
+                     model=None, mixup=0.0):
     keras.utils.set_random_seed(seed)
     if model is None:
         model = build_model("vgg16_bn", num_classes, SIZE, width=0.25)
     steps_epoch = max(1, math.ceil(len(x) / batch_size))
     total = steps_epoch * epochs
     optimizer = keras.optimizers.SGD(learning_rate=paper_schedule(lr, total), momentum=0.9, weight_decay=5e-4)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy" if mixup else "sparse_categorical_crossentropy")
     w = np.ones(len(x), np.float32) if weights is None else weights.astype(np.float32)
     aug = build_augmentation(augment, seed) if augment else None
-    model.fit(_dataset(x, y.astype(np.int64), w, batch_size, seed, aug), epochs=epochs, steps_per_epoch=steps_epoch,
-              verbose=0)
+    model.fit(_dataset(x, y.astype(np.int64), w, batch_size, seed, aug, mixup, num_classes), epochs=epochs,
+              steps_per_epoch=steps_epoch, verbose=0)
     return model
 
 
@@ -337,6 +354,8 @@ class Stack:
     mix_fraction: float = 0.2
     explore: float = 0.4
     expand_rounds: int = 0  # L2x: rounds that query variants of images already labeled in classes below quota
+    mixup: float = 0.0  # Beta(mixup, mixup) mixup of the copycat's training batches (0: off)
+    pretrain: bool = False  # start the copycat from a rotation-prediction model trained on the pool (no query)
 
 
 AUG = "translate,rotate,scale,contrast"
@@ -355,6 +374,9 @@ STACKS = {
     "L2e16": Stack(families="mixture", train="resample", epochs=16),
     "L2x": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xe16": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, epochs=16),
+    "L2xm": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, mixup=0.4),
+    "L2xr": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pretrain=True),
+    "L2xp": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pseudo=True),
     "L2plainx": Stack(families="mixture", family_set="plain", train="resample", expand_rounds=4, seed_fraction=0.5),
 }
 
@@ -526,8 +548,45 @@ def balance(x, y, num_classes, total, seed):
     return x[rows], y[rows]
 
 
+def rotation_pretrained(pool: dict, seed: int, cache: str, count: int = 24000, epochs: int = 2) -> str:
+    """Weights of the copycat network trained to tell the turn (0/90/180/270) of pool images: no query spent."""
+    path = os.path.join(cache, f"rotation-s{seed}-n{count}-e{epochs}-{len(pool)}f.weights.h5")
+    if os.path.exists(path):
+        return path
+    rng = np.random.default_rng(seed + 4242)
+    everything = np.concatenate([pool[f] for f in sorted(pool)])
+    x = everything[rng.choice(len(everything), min(count, len(everything)), replace=False)]
+    turns = rng.integers(0, 4, len(x))
+    x = np.stack([np.rot90(image, k) for image, k in zip(x, turns)])
+    started = time.time()
+    model = train_classifier(x, turns, 4, epochs=epochs, seed=seed + 4242, batch_size=64)
+    log(f"rotation pretraining seed {seed}: {time.time() - started:.0f}s, accuracy on its own images "
+        f"{float((predict(model, x[:2000]).argmax(axis=1) == turns[:2000]).mean()):.3f}")
+    model.save_weights(path)
+    return path
+
+
+def _start_from(path: str, num_classes: int, seed: int):
+    """A fresh copycat network with every layer but the classifier copied from the pretrained one."""
+    keras.utils.set_random_seed(seed)
+    pretrained = build_model("vgg16_bn", 4, SIZE, width=0.25)
+    pretrained.load_weights(path)
+    model = build_model("vgg16_bn", num_classes, SIZE, width=0.25)
+    for source, target in zip(pretrained.layers, model.layers):
+        weights = source.get_weights()
+        if weights and [w.shape for w in weights] == [w.shape for w in target.get_weights()]:
+            target.set_weights(weights)
+    return model
+
+
+PRETRAINED = {}  # set by main: the cache folder
+
+
 def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, budget: int, seed: int, info: dict):
     x, y = stolen.arrays()
+    start = None
+    if stack.pretrain:
+        start = _start_from(rotation_pretrained(pool, seed, PRETRAINED["cache"]), num_classes, seed)
     if stack.train == "balance":
         xb, yb = balance(x, y, num_classes, budget, seed)
         return train_classifier(xb, yb, num_classes, stack.epochs, seed, augment=stack.augment)
@@ -536,7 +595,8 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
         # different sample of the common ones), so over the epochs every image of a large class is seen.
         rows = np.concatenate([balance(np.arange(len(y)), y, num_classes, budget, seed + 1000 * e)[0]
                                for e in range(stack.epochs)])
-        model = train_classifier(x[rows], y[rows], num_classes, 1, seed, augment=stack.augment)
+        model = train_classifier(x[rows], y[rows], num_classes, 1, seed, augment=stack.augment, mixup=stack.mixup,
+                                 model=start)
     else:
         weights = interim.class_weights(y, num_classes)[y]
         model = train_classifier(x, y, num_classes, stack.epochs, seed, weights=weights, augment=stack.augment)
@@ -610,6 +670,7 @@ def main(argv=None):
         done = {(r["problem"], r["stack"], r["budget"], r["seed"], r.get("tag", "")) for r in map(json.loads, open(args.output))}
     for seed in [int(s) for s in args.seeds.split(",")]:
         pools = {}
+        PRETRAINED["cache"] = args.cache
         for problem_name in args.problems.split(","):
             problem = load_problem(problem_name, seed)
             k = problem["num_classes"]

@@ -38,36 +38,40 @@ def define_common_flags(beam_stage: bool = False) -> None:
 def define_config_flags(config_class, skip: tuple[str, ...] = ()) -> None:
     """One absl flag per field of a stage's Config, with the field's default and help text (its ``help``
     metadata), so a knob is written once. Fields marked ``common`` (--output, --seed) come from
-    :func:`define_common_flags`; ``skip`` names fields the binary defines itself."""
+    :func:`define_common_flags`; ``skip`` names fields the binary defines itself. A field's ``flag``
+    metadata names its flag when that differs from the field (``models`` → ``--model``); a list field
+    marked ``repeatable`` is a repeated flag (``--model=a --model=b``) instead of a comma-separated one."""
     for field in dataclasses.fields(config_class):
         if field.metadata.get("common") or field.name in skip:
             continue
         help_text = field.metadata.get("help")
         if not help_text:
             raise TypeError(f"{config_class.__name__}.{field.name} has no help text (metadata 'help')")
+        name = field.metadata.get("flag", field.name)
         default = None if field.default is dataclasses.MISSING else field.default
         kind = field.type
         if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: a flag of type X
             kinds = set(typing.get_args(kind)) - {type(None)}
             kind = kinds.pop() if len(kinds) == 1 else None
         if kind is bool:
-            flags.DEFINE_bool(field.name, default, help_text)
+            flags.DEFINE_bool(name, default, help_text)
         elif kind is int:
-            flags.DEFINE_integer(field.name, default, help_text)
+            flags.DEFINE_integer(name, default, help_text)
         elif kind is float:
-            flags.DEFINE_float(field.name, default, help_text)
+            flags.DEFINE_float(name, default, help_text)
         elif kind is str:
-            flags.DEFINE_string(field.name, default, help_text)
+            flags.DEFINE_string(name, default, help_text)
         elif typing.get_origin(kind) is list:
-            flags.DEFINE_list(field.name, default, help_text)
+            define = flags.DEFINE_multi_string if field.metadata.get("repeatable") else flags.DEFINE_list
+            define(name, default, help_text)
         else:
             raise TypeError(f"{config_class.__name__}.{field.name}: no flag type for {field.type}")
 
 
 def config_from_flags(config_class, **values):
     """The Config from the parsed flags of its fields (``values`` for fields the binary sets itself)."""
-    names = [f.name for f in dataclasses.fields(config_class) if f.name not in values]
-    return config_class(**{name: getattr(FLAGS, name) for name in names}, **values)
+    fields = [f for f in dataclasses.fields(config_class) if f.name not in values]
+    return config_class(**{f.name: getattr(FLAGS, f.metadata.get("flag", f.name)) for f in fields}, **values)
 
 
 def require(*names: str, positional: list[str] | None = None) -> None:

@@ -5,14 +5,11 @@
 
 from absl import flags
 
+from beam_pipelines.balance_config import BalanceConfig  # no Beam: defining and checking flags stays fast
 from copycat_bin import app
 
 app.define_common_flags(beam_stage=True)
-flags.DEFINE_string("input", None, "Lake folder of labeled images (from copycat-steal-labels or copycat-prepare-problem).")
-flags.DEFINE_integer("per_class", None, "Images per class after balancing.")
-flags.DEFINE_integer("total", None, "Images in all after balancing (split evenly over the classes).")
-flags.DEFINE_bool("allow_missing_classes", False, "Leave classes without any image empty instead of failing.")
-flags.DEFINE_integer("num_shards", 0, "Output shards (0: sized like the input).")
+app.define_config_flags(BalanceConfig)  # every other flag: a BalanceConfig field, its default and its help text
 FLAGS = flags.FLAGS
 
 
@@ -20,10 +17,7 @@ def main(argv: list[str]) -> int:
     app.require("input", "output")
     from beam_pipelines import balance
 
-    config = balance.BalanceConfig(
-        input=FLAGS.input, output=FLAGS.output, per_class=FLAGS.per_class, total=FLAGS.total, seed=FLAGS.seed,
-        allow_missing_classes=FLAGS.allow_missing_classes, num_shards=FLAGS.num_shards,
-    )
+    config = app.config_from_flags(BalanceConfig)
     manifest = balance.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
     print(f"balanced {manifest.counts['records_before']} records into {manifest.counts['records']} "
           f"({manifest.extra['label_histogram']} per class, from {manifest.extra['label_histogram_before']}) -> {FLAGS.output}")

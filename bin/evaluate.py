@@ -9,26 +9,19 @@ import json
 from absl import flags
 
 from copycat_bin import app
+from copycat_tf.evaluation_config import EvaluateConfig  # no TensorFlow: defining and checking flags stays fast
 
-flags.DEFINE_multi_string("model", None, "Model to evaluate (any oracle: SavedModel folder or :predict URL); repeatable.")
-flags.DEFINE_string("test", None, "Lake folder of labeled test images (a TDD).")
-flags.DEFINE_string("reference", None, "The target, for agreement, Cohen's kappa and copy performance.")
+app.define_config_flags(EvaluateConfig)  # every flag but --output: an EvaluateConfig field, its default and help
 flags.DEFINE_string("output", None, "JSON file to write the report to (printed in any case).")
-flags.DEFINE_integer("batch_size", 64, "Images per request.")
-flags.DEFINE_integer("bootstrap", 1000, "Paired bootstrap resamples for the 95% intervals (0: none).")
-flags.DEFINE_integer("num_classes", None, "Number of classes when the test folder's manifest does not say.")
-flags.DEFINE_integer("seed", 0, "Seed of the bootstrap.")
 FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
     app.require("model", "test", positional=argv)
-    from copycat_tf.evaluation import EvaluateConfig, evaluate
+    from copycat_tf.evaluation import evaluate
     from tfrecords_schema import fileio
 
-    report = evaluate(EvaluateConfig(models=FLAGS.model, test=FLAGS.test, reference=FLAGS.reference,
-                                     batch_size=FLAGS.batch_size, bootstrap=FLAGS.bootstrap, seed=FLAGS.seed,
-                                     num_classes=FLAGS.num_classes))
+    report = evaluate(app.config_from_flags(EvaluateConfig))
     if FLAGS.output:
         fileio.write_text_atomically(FLAGS.output, json.dumps(report, indent=2))
     for name, model in report["models"].items():

@@ -11,6 +11,7 @@
 from absl import flags
 
 from copycat_bin import app
+from copycat_tf import query_strategies
 from copycat_tf.errors import CopycatError
 
 app.define_common_flags(beam_stage=True)
@@ -32,9 +33,9 @@ flags.DEFINE_integer("oracle_concurrency", 4, "REST: requests in flight at most,
 flags.DEFINE_float("oracle_qps", None, "REST: images sent per second at most, per worker process.")
 flags.DEFINE_string("oracle_api_key_env", "COPYCAT_ORACLE_API_KEY", "REST: environment variable holding the API key.")
 flags.DEFINE_bool("oracle_verify_tls", True, "REST: verify the server's TLS certificate.")
-flags.DEFINE_enum("strategy", "random", ["random", "adaptive"],
-                  "Which images to ask: random (the paper: the budget's worth by seeded hash) or adaptive (rounds that "
-                  "steer the budget to the classes furthest below quota; needs --max_queries).")
+flags.DEFINE_enum("strategy", "random", query_strategies.names(),
+                  "Which images to ask (copycat_tf.query_strategies): " + "; ".join(
+                      f"{s.name}: {s.summary}" for s in query_strategies.REGISTRY.values()) + ".")
 flags.DEFINE_list("pool_transforms", [],
                   "Variants derived from every pool image before querying, each a +chain of grayscale, invert, contrast, "
                   "zoom, rotate, lowres, plain (e.g. grayscale+contrast,grayscale+invert+contrast). Off by default.")
@@ -51,14 +52,17 @@ flags.DEFINE_integer("adaptive_input_size", 32, "Adaptive: thumbnail side of the
 flags.DEFINE_integer("adaptive_epochs", 4, "Adaptive: interim copycat epochs per round.")
 flags.DEFINE_integer("adaptive_max_train_per_class", 2000, "Adaptive: the interim copycat's training images per class "
                      "at most.")
+flags.DEFINE_float("adaptive_variants", 0.0, "Adaptive: share of each class's picks spent on variants (near copies: "
+                   "same-class blends, small turns, shifts and zooms) of images the oracle already put in that "
+                   "class; kept in OUTPUT/variants and labeled like pool images. 0: pool images only.")
 flags.DEFINE_integer("num_shards", 0, "Output shards (0: as many as the images folder has).")
 FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> int:
     app.require("images", "oracle", "output")
-    if FLAGS.strategy == "adaptive" and FLAGS.max_queries is None:
-        raise CopycatError("--strategy=adaptive needs --max_queries: the budget its rounds share out")
+    if query_strategies.get(FLAGS.strategy).needs_budget and FLAGS.max_queries is None:
+        raise CopycatError(f"--strategy={FLAGS.strategy} needs --max_queries: the budget it shares out")
     from beam_pipelines import steal_labels
     from beam_pipelines.pool_transforms import parse_variants
     from copycat_tf.adaptive.rounds import AdaptiveConfig
@@ -67,7 +71,8 @@ def main(argv: list[str]) -> int:
     adaptive = AdaptiveConfig(rounds=FLAGS.adaptive_rounds, seed_fraction=FLAGS.adaptive_seed_fraction,
                               quota=FLAGS.adaptive_quota, explore=FLAGS.adaptive_explore,
                               input_size=FLAGS.adaptive_input_size, epochs=FLAGS.adaptive_epochs,
-                              max_train_per_class=FLAGS.adaptive_max_train_per_class)
+                              max_train_per_class=FLAGS.adaptive_max_train_per_class,
+                              variants=FLAGS.adaptive_variants)
     variants = parse_variants(FLAGS.pool_transforms)
 
     spec = OracleSpec(
@@ -93,7 +98,8 @@ def main(argv: list[str]) -> int:
     print(f"coverage: {coverage.describe(extra['coverage'])}")
     if "adaptive" in extra:
         print(f"adaptive: {extra['adaptive']['rounds_run']} rounds, stopped because {extra['adaptive']['stopped']} "
-              f"(quota {extra['adaptive']['quota']} per class)")
+              f"(quota {extra['adaptive']['quota']} per class, {extra['adaptive'].get('variants_labeled', 0)} "
+              "variants labeled)")
     if "cost" in extra:
         print(f"cost: {extra['cost']['this_run']:.2f} this run, {extra['cost']['total']:.2f} in all")
     if extra["classes_never_seen"]:

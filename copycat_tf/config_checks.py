@@ -12,6 +12,18 @@ from typing import Any, Iterable
 from copycat_tf.errors import CopycatError
 
 
+def option(default: Any, help_text: str, **extra: Any) -> Any:
+    """A Config field with its default and its help text: binaries generate their absl flags from these
+    (``copycat_bin.app.define_config_flags``), so a knob is written once. ``common=True`` marks the
+    fields every binary defines itself (--output, --seed)."""
+    return dataclasses.field(default=default, metadata={"help": help_text, **extra})
+
+
+def required(help_text: str, **extra: Any) -> Any:
+    """A Config field without a default (the binary refuses to run without its flag)."""
+    return dataclasses.field(metadata={"help": help_text, **extra})
+
+
 @dataclasses.dataclass(frozen=True)
 class Rule:
     """``field`` (dotted for nested configs) must lie in [low, high]; ``above`` makes the low bound exclusive."""

@@ -7,36 +7,17 @@ Cohen's kappa between the two, and copy performance (macro F1 ratio); and 95% pa
 intervals for all of these.
 """
 
-import dataclasses
 import logging
 
 import numpy as np
 
 from copycat_tf import metrics
-from copycat_tf.config_checks import Rule, check_rules
+from copycat_tf.evaluation_config import EvaluateConfig
 from copycat_tf.errors import CopycatError
 from copycat_tf.oracles import OracleSpec, open_oracle
 from tfrecords_schema import LABELED_IMAGE, open_folder, read_records
 
 log = logging.getLogger("copycat.evaluate")
-
-
-@dataclasses.dataclass
-class EvaluateConfig:
-    models: list[str]
-    test: str
-    reference: str | None = None
-    batch_size: int = 64
-    bootstrap: int = 1000
-    seed: int = 0
-    num_classes: int | None = None
-
-    RULES = (Rule("batch_size", "batch_size", 1, 100_000), Rule("bootstrap", "bootstrap", 0, 1_000_000),
-             Rule("seed", "seed", 0), Rule("num_classes", "num_classes", 2, 1_000_000, optional=True))
-
-    def validate(self) -> None:
-        """Refuse out-of-range numbers (one line naming the flag) before any work."""
-        check_rules(self, self.RULES)
 
 
 def _predict(target: str, images: list[bytes], batch_size: int) -> np.ndarray:

@@ -15,7 +15,8 @@ the ledger holds. The launcher process runs the rounds; the pool is read memory-
 Knobs (flags ``--adaptive_*``): ``rounds`` (how many selection rounds share the budget left after
 the seed set), ``seed_fraction`` (share of the budget queried at random first), ``quota`` (labels
 wanted per class; default budget / classes), ``explore`` (share of each round for uncertain
-images), ``input_size`` and ``epochs`` of the interim copycat.
+images), ``variants`` (share of each class's picks made as variants of its labeled images),
+``input_size`` and ``epochs`` of the interim copycat.
 """
 
 import dataclasses
@@ -27,7 +28,7 @@ import types
 
 import numpy as np
 
-from copycat_tf.adaptive import pool_index, selection
+from copycat_tf.adaptive import pool_index, selection, variants
 from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 
@@ -39,6 +40,7 @@ ADAPTIVE_RULES = (  # the adaptive knobs as fields of StealLabelsConfig.adaptive
     Rule("adaptive.quota", "adaptive_quota", 1, optional=True), Rule("adaptive.explore", "adaptive_explore", 0, 1),
     Rule("adaptive.input_size", "adaptive_input_size", 8, 512), Rule("adaptive.epochs", "adaptive_epochs", 1, 1000),
     Rule("adaptive.max_train_per_class", "adaptive_max_train_per_class", 1),
+    Rule("adaptive.variants", "adaptive_variants", 0, 1),
 )
 
 
@@ -51,17 +53,45 @@ class AdaptiveConfig:
     input_size: int = 32
     epochs: int = 4
     max_train_per_class: int = 2000  # the interim copycat's training set, per class at most
+    variants: float = 0.0  # share of each class's picks spent on variants of its labeled images
 
     def check(self) -> None:
         """The same range checks as StealLabelsConfig.validate (ADAPTIVE_RULES), for callers of the rounds alone."""
         check_rules(types.SimpleNamespace(adaptive=self), ADAPTIVE_RULES)
 
 
-class _Querier:
-    """Sends pool positions to the oracle in batches through the ledger; keeps the labels array current."""
+class _Catalog:
+    """Every image the rounds may ask about: the pool's (positions 0..N-1), then the variants made so far."""
 
-    def __init__(self, index, oracle, ledger, run_id: str, max_queries: int, batch_size: int, labels: np.ndarray,
-                 num_classes: int):
+    def __init__(self, index, store: variants.VariantStore):
+        self.index, self.store = index, store
+
+    def __len__(self) -> int:
+        return len(self.index) + len(self.store)
+
+    def id(self, position: int) -> str:
+        n = len(self.index)
+        return self.index.ids[position] if position < n else self.store.ids[position - n]
+
+    def image(self, position: int) -> bytes:
+        n = len(self.index)
+        return self.index.image(position) if position < n else self.store.image(position - n)
+
+    def thumbs(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.asarray(positions, np.int64)
+        n = len(self.index)
+        out = np.empty((len(positions), *self.index.thumbs.shape[1:]), np.uint8)
+        pooled = positions < n
+        out[pooled] = self.index.thumbs[positions[pooled]]
+        out[~pooled] = self.store.thumbs[positions[~pooled] - n]
+        return out
+
+
+class _Querier:
+    """Sends catalog positions to the oracle in batches through the ledger; keeps the labels array current."""
+
+    def __init__(self, index: _Catalog, oracle, ledger, run_id: str, max_queries: int, batch_size: int,
+                 labels: np.ndarray, num_classes: int):
         self.index, self.oracle, self.ledger = index, oracle, ledger
         self.run_id, self.max_queries, self.batch_size = run_id, max_queries, batch_size
         self.labels = labels
@@ -71,13 +101,17 @@ class _Querier:
         self.sent = 0
         self.exhausted = False
 
+    def grow(self, count: int) -> None:
+        """``count`` more catalog positions (new variants), none answered yet."""
+        self.labels = np.concatenate([self.labels, np.full(count, -1, np.int64)])
+
     def ask(self, positions) -> int:
         """Query these positions (in order); stops when the budget is spent. Returns how many were answered."""
         answered = 0
         positions = [int(p) for p in positions if self.labels[p] < 0]
         for start in range(0, len(positions), self.batch_size):
             batch = positions[start:start + self.batch_size]
-            ids = [self.index.ids[p] for p in batch]
+            ids = [self.index.id(p) for p in batch]
             allowed = self.ledger.claim(self.run_id, ids, self.max_queries, self.process_budget)  # skips others' ids
             if allowed:
                 position = dict(zip(ids, batch))
@@ -105,27 +139,32 @@ def _training_set(labels: np.ndarray, num_classes: int, cap: int, seed: int) -> 
 
 
 def steal_adaptively(pool, oracle, ledger, run_id: str, max_queries: int, num_classes: int, batch_size: int,
-                     seed: int, config: AdaptiveConfig, work: str) -> dict:
-    """Run the rounds; returns what the manifest records (quota, seed set, one entry per round)."""
+                     seed: int, config: AdaptiveConfig, work: str, variants_folder: str | None = None) -> dict:
+    """Run the rounds; returns what the manifest records (quota, seed set, one entry per round).
+
+    ``variants_folder`` keeps the variant queries (required when ``config.variants`` > 0).
+    """
     config.check()
+    if config.variants and not variants_folder:
+        raise CopycatError("--adaptive_variants needs a folder to keep the variants in")
     os.makedirs(work, exist_ok=True)
     index = pool_index.open_or_build(pool, work, config.input_size)
     try:
-        return _rounds(index, oracle, ledger, run_id, max_queries, num_classes, batch_size, seed, config)
+        return _rounds(_Catalog(index, variants.VariantStore(variants_folder, config.input_size)), oracle, ledger,
+                       run_id, max_queries, num_classes, batch_size, seed, config)
     finally:
         index.close()
 
 
-def _rounds(index, oracle, ledger, run_id, max_queries, num_classes, batch_size, seed, config) -> dict:
-    from copycat_tf.adaptive import interim  # Keras, only when rounds run
+def _rounds(catalog: _Catalog, oracle, ledger, run_id, max_queries, num_classes, batch_size, seed, config) -> dict:
     answers = ledger.read_answers()
-    labels = np.array([answers.get(i, -1) for i in index.ids], dtype=np.int64)
+    labels = np.array([answers.get(catalog.id(p), -1) for p in range(len(catalog))], dtype=np.int64)
     if labels.max(initial=-1) >= num_classes:
         raise CopycatError(f"the ledger holds class {labels.max()} but the oracle has {num_classes} classes; "
                            "pass the right --num_classes")
     quota = config.quota or max(1, max_queries // num_classes)
-    querier = _Querier(index, oracle, ledger, run_id, max_queries, batch_size, labels, num_classes)
-    position = {image_id: p for p, image_id in enumerate(index.ids)}
+    querier = _Querier(catalog, oracle, ledger, run_id, max_queries, batch_size, labels, num_classes)
+    position = {catalog.id(p): p for p in range(len(catalog))}
     log_rounds = []
 
     def budget_left() -> int:
@@ -136,42 +175,52 @@ def _rounds(index, oracle, ledger, run_id, max_queries, num_classes, batch_size,
         log.info("adaptive: asking again for %d images that were in flight when the last run stopped", len(pending))
         querier.ask(pending)
 
+    pool_size = len(catalog.index)
     seed_size = max(1, min(max_queries, math.ceil(max_queries * config.seed_fraction)))
-    seed_set = selection.random_order(index.ids, seed)[:seed_size]
+    seed_set = selection.random_order(catalog.index.ids, seed)[:seed_size]
     if budget_left():
         asked = querier.ask(seed_set)
         log.info("adaptive: seed set of %d random images (%d asked now)", len(seed_set), asked)
     round_size = max(batch_size, math.ceil((max_queries - seed_size) / config.rounds))
-    model = None
+    interim_model = None
     number = 0
     stop = "budget spent"
     while budget_left() and not querier.exhausted:
+        labels = querier.labels
         histogram = np.bincount(labels[labels >= 0], minlength=num_classes)
         if (histogram >= quota).all():
             stop = "every class has its quota"
             break
-        candidates = np.flatnonzero(labels < 0)
+        candidates = np.flatnonzero(labels[:pool_size] < 0)
+        allocation = selection.allocate(histogram, quota, min(round_size, budget_left()), config.explore)
+        made_here = np.floor(allocation.per_class * config.variants + 0.5).astype(np.int64)
+        from_pool = selection.Allocation(allocation.per_class - made_here, allocation.uncertain)
         if not len(candidates):
-            stop = "the pool is exhausted"
-            break
+            if not made_here.sum():
+                stop = "the pool is exhausted"
+                break
+            from_pool = selection.Allocation(np.zeros_like(made_here), 0)
         number += 1
         started = time.monotonic()
-        if model is None:
-            model = interim.build_interim(num_classes, config.input_size, seed=seed)
-        train = _training_set(labels, num_classes, config.max_train_per_class, seed + number)
-        loss = interim.fit(model, np.asarray(index.thumbs[train]), labels[train], config.epochs, seed=seed + number)
-        allocation = selection.allocate(histogram, quota, min(round_size, budget_left()), config.explore)
-        picker = selection.Picker(allocation)
-        for start in range(0, len(candidates), 8192):
-            chunk = candidates[start:start + 8192]
-            picker.add(interim.scores(model, np.asarray(index.thumbs[chunk])), chunk)
-        picks, made = picker.picks()
-        asked = querier.ask(picks)
-        after = np.bincount(labels[labels >= 0], minlength=num_classes)
+        entry = {"round": number}
+        asked = 0
+        if from_pool.per_class.sum() + from_pool.uncertain:
+            if interim_model is None:
+                from copycat_tf.adaptive import interim  # Keras, only when a round scores the pool
+
+                interim_model = interim.build_interim(num_classes, config.input_size, seed=seed)
+            picks, made, loss = _pool_picks(interim_model, catalog, querier.labels, candidates, from_pool,
+                                            num_classes, config, seed + number)
+            asked += querier.ask(picks)
+            entry.update(interim_loss=round(loss, 4), picks=made)
+        if made_here.sum() and budget_left():
+            asked_variants, kept = _variant_queries(catalog, querier, made_here, seed, number)
+            asked += asked_variants
+            entry.update(variants_asked=asked_variants, variants_kept_class=kept)
+        after = np.bincount(querier.labels[querier.labels >= 0], minlength=num_classes)
         gained = (after - histogram).tolist()
-        entry = {"round": number, "asked": asked, "interim_loss": round(loss, 4), "picks": made,
-                 "new_labels_per_class": gained, "histogram": after.tolist(),
-                 "seconds": round(time.monotonic() - started, 1)}
+        entry.update(asked=asked, new_labels_per_class=gained, histogram=after.tolist(),
+                     seconds=round(time.monotonic() - started, 1))
         log_rounds.append(entry)
         below = int((after < quota).sum())
         log.info("adaptive round %d: asked %d, new labels per class %s, %d classes below quota %d, %d queries left",
@@ -179,13 +228,57 @@ def _rounds(index, oracle, ledger, run_id, max_queries, num_classes, batch_size,
         if not asked:
             stop = "no image could be chosen"
             break
+    labels = querier.labels
     histogram = np.bincount(labels[labels >= 0], minlength=num_classes)
     if stop == "budget spent" and (histogram >= quota).all():
         stop = "every class has its quota"
     log.info("adaptive: stopped (%s) after %d rounds; labels per class %s", stop, number, histogram.tolist())
+    variants_labeled = int((labels[pool_size:] >= 0).sum())
     return {"quota": quota, "seed_set": int(seed_size), "round_size": int(round_size), "rounds_run": number,
             "stopped": stop, "rounds": log_rounds, "queries_this_run": querier.sent,
-            "config": dataclasses.asdict(config)}
+            "variants_labeled": variants_labeled, "config": dataclasses.asdict(config)}
+
+
+def _pool_picks(model, catalog: _Catalog, labels, candidates, allocation, num_classes, config, seed):
+    """Train the interim copycat on what is labeled, score the unqueried pool, pick per the allocation."""
+    from copycat_tf.adaptive import interim
+
+    train = _training_set(labels, num_classes, config.max_train_per_class, seed)
+    loss = interim.fit(model, catalog.thumbs(train), labels[train], config.epochs, seed=seed)
+    picker = selection.Picker(allocation)
+    for start in range(0, len(candidates), 8192):
+        chunk = candidates[start:start + 8192]
+        picker.add(interim.scores(model, np.asarray(catalog.index.thumbs[chunk])), chunk)
+    picks, made = picker.picks()
+    return picks, made, loss
+
+
+def _variant_queries(catalog: _Catalog, querier: _Querier, per_class: np.ndarray, seed: int,
+                     number: int) -> tuple[int, float]:
+    """Make ``per_class[c]`` variants of labeled images of each class c, keep them, ask the oracle about them.
+
+    Returns how many were asked and the share of them the oracle put in their parent's class.
+    """
+    rng = variants.seeded(seed, number)
+    labels = querier.labels
+    parents, partners, parent_class = [], [], {}
+    for c in np.flatnonzero(per_class):
+        members = np.flatnonzero(labels == c)
+        for _ in range(int(per_class[c])):
+            parent, partner = members[rng.randrange(len(members))], members[rng.randrange(len(members))]
+            parents.append((catalog.id(parent), catalog.image(parent)))
+            partners.append(catalog.image(partner))
+            parent_class[catalog.id(parent)] = int(c)
+    taken = set(catalog.index.ids) | set(catalog.store.ids)
+    records = variants.make_round(parents, partners, rng, taken)
+    first = len(catalog)
+    catalog.store.add(records)  # kept before any is asked: a killed run finds them again
+    querier.grow(len(records))
+    new = np.arange(first, first + len(records))
+    asked = querier.ask(new)
+    answered = [(p, r) for p, r in zip(new, records) if querier.labels[p] >= 0]
+    kept = float(np.mean([querier.labels[p] == parent_class[r["source_key"]] for p, r in answered])) if answered else 0.0
+    return asked, round(kept, 3)
 
 
 __all__ = ["AdaptiveConfig", "steal_adaptively"]

@@ -7,22 +7,18 @@ and checking a bad value cost no TensorFlow start-up.
 
 import dataclasses
 
-from copycat_tf.config_checks import Rule, check_rules
+from copycat_tf.config_checks import Rule, check_rules, required
+from copycat_tf.config_checks import option as _option
 from copycat_tf.errors import CopycatError
 
 MAX_SEED = 2**32 - 1  # NumPy's seed range, which keras.utils.set_random_seed passes the seed to
 CLASS_BALANCE_MODES = ("none", "resample")
 
 
-def _option(default, help_text: str, **extra):
-    return dataclasses.field(default=default, metadata={"help": help_text, **extra})
-
-
 @dataclasses.dataclass
 class TrainConfig:
-    train: list[str] = dataclasses.field(metadata={
-        "help": "Lake folder(s) of labeled images to train on (comma-separated to combine)."})
-    output: str = dataclasses.field(metadata={"help": "The run folder to write.", "common": True})
+    train: list[str] = required("Lake folder(s) of labeled images to train on (comma-separated to combine).")
+    output: str = required("The run folder to write.", common=True)
     model: str = _option("vgg16_bn", "vgg16, vgg16_bn, alexnet or alexnet_bn.")
     val: str | None = _option(None, "Lake folder to validate on after each epoch.")
     input_size: int = _option(32, "Side in pixels the images are resized to (32 to 1024).")

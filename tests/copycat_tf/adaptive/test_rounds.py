@@ -175,6 +175,9 @@ class _Index:
     def __init__(self, count):
         self.ids = [f"id{i}" for i in range(count)]
 
+    def id(self, position):
+        return self.ids[position]
+
     def image(self, position):
         return b""
 

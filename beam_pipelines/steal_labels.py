@@ -272,7 +272,8 @@ class Asked:
     num_classes: int | None  # from the oracle's output or --num_classes; None: inferred from the labels
     num_classes_from: str
     spent_before: int  # the ledger's spend before this run
-    queries: int = 0  # spent by this run
+    queries: int = 0  # spent by this run (the ledger's count: a resent batch is paid twice)
+    sent: int = 0  # images the strategy asked about (each once)
     report: dict | None = None  # the strategy's report, when it asked before the pipeline (query_strategies)
     made: list[tuple[str, Manifest]] = dataclasses.field(default_factory=list)  # folders of images it made
 
@@ -295,7 +296,7 @@ def _ask_first(strategy, config: StealLabelsConfig, source, oracle, ledger, aske
     result = strategy.ask(query_strategies.AskContext(
         config=config, pool=source, oracle=oracle, ledger=ledger, run_id=run_id, num_classes=asked.num_classes,
         work=_adaptive_work(config), made_folder=variants.store_folder(config.output)))
-    asked.report = result.report
+    asked.report, asked.sent = result.report, result.queries
     asked.made = [(folder, open_folder(folder, IMAGE).manifest) for folder in result.made_folders]
 
 
@@ -358,7 +359,7 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
     stats = dict(stats)
     labeled = stats["ledger_hits"] + stats["answered"]
     if asked.report is not None:  # the strategy asked the oracle; the pipeline found those answers in the ledger
-        stats["answered"] = asked.queries
+        stats["answered"] = asked.sent
         stats["ledger_hits"] = labeled - stats["answered"]
     if config.strategy == "random" and config.max_queries is not None and labeled < min(config.max_queries,
                                                                                        stats["images"]):
@@ -393,7 +394,7 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
         "knowledge": {"strategy": config.strategy, "pool_transforms": list(config.pool_transforms),
                       "num_classes": num_classes, "num_classes_from": asked.num_classes_from,
                       "query_images_from": _origin_stage(asked.source),
-                      "variant_queries": config.adaptive.variants if config.strategy == "adaptive" else 0.0},
+                      "variant_queries": (asked.report or {}).get("variants_labeled", 0)},
     }
     if asked.report is not None:
         extra[config.strategy] = asked.report

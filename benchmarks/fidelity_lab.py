@@ -291,7 +291,7 @@ def entropy(histogram) -> float:
 
 
 def _apportion(total, weights):
-    return selection._apportion(int(total), np.asarray(weights, np.float64))
+    return selection.apportion(int(total), np.asarray(weights, np.float64))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -54,10 +54,16 @@ class QueryStrategy:
 
 
 REGISTRY: dict[str, QueryStrategy] = {}
+# Keys of a steal manifest's extras that a strategy's report (stored under the strategy's name) must not replace.
+RESERVED = frozenset({"num_classes", "class_names", "label_histogram", "classes_never_seen", "coverage", "strategy",
+                      "oracle", "ledger", "queries_total", "shard_lengths", "knowledge", "pool", "cost"})
 
 
 def register(strategy: QueryStrategy) -> QueryStrategy:
-    """Add (or replace) a strategy; returns it."""
+    """Add (or replace) a strategy; returns it. A name that is a manifest key of its own is refused."""
+    if strategy.name in RESERVED or not strategy.name.replace("_", "").isalnum():
+        raise CopycatError(f"a query strategy cannot be called {strategy.name!r}: use letters, digits and _, and "
+                           f"none of {', '.join(sorted(RESERVED))}")
     REGISTRY[strategy.name] = strategy
     return strategy
 
@@ -78,11 +84,13 @@ def _ask_adaptively(context: AskContext) -> AskResult:
     from copycat_tf.adaptive.rounds import steal_adaptively  # Keras and NumPy only when it runs
 
     config = context.config
-    folder = context.made_folder if config.adaptive.variants else None
+    # The variants folder is always opened: variants an earlier run made (and paid for) stay in the output
+    # even when this run makes none (--adaptive_variants=0).
     report = steal_adaptively(context.pool, context.oracle, context.ledger, context.run_id, config.max_queries,
                               context.num_classes, config.batch_size, config.seed, config.adaptive, context.work,
-                              variants_folder=folder)
-    return AskResult(report, report["queries_this_run"], [folder] if folder and report["variants_labeled"] else [])
+                              variants_folder=context.made_folder)
+    made = [report["variants_folder"]] if report.get("variants_folder") else []
+    return AskResult(report, report["queries_this_run"], made)
 
 
 register(QueryStrategy("random", "the paper: the first --max_queries images of a seeded-hash order"))

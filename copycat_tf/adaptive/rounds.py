@@ -73,9 +73,12 @@ class _Catalog:
         n = len(self.index)
         return self.index.ids[position] if position < n else self.store.ids[position - n]
 
-    def image(self, position: int) -> bytes:
+    def images(self, positions) -> list[bytes]:
+        """The encoded images at these positions (the variants' read together, from their round files)."""
         n = len(self.index)
-        return self.index.image(position) if position < n else self.store.image(position - n)
+        made = self.store.images([p - n for p in positions if p >= n])
+        made.reverse()
+        return [self.index.image(p) if p < n else made.pop() for p in positions]
 
     def thumbs(self, positions: np.ndarray) -> np.ndarray:
         positions = np.asarray(positions, np.int64)
@@ -116,7 +119,7 @@ class _Querier:
             if allowed:
                 position = dict(zip(ids, batch))
                 sent = [position[i] for i in allowed]
-                got = self.oracle.classify([self.index.image(p) for p in sent])  # answers are validated there
+                got = self.oracle.classify(self.index.images(sent))  # answers are validated there
                 self.ledger.record(allowed, got)
                 self.labels[sent] = np.asarray(got, dtype=np.int64)
                 answered += len(allowed)
@@ -147,6 +150,8 @@ def steal_adaptively(pool, oracle, ledger, run_id: str, max_queries: int, num_cl
     config.check()
     if config.variants and not variants_folder:
         raise CopycatError("--adaptive_variants needs a folder to keep the variants in")
+    # Without variants_folder, no variant is made or read; with it, the variants made by earlier runs are
+    # loaded (their answers count, and those in flight are asked again) even when config.variants is 0.
     os.makedirs(work, exist_ok=True)
     index = pool_index.open_or_build(pool, work, config.input_size)
     try:
@@ -193,7 +198,8 @@ def _rounds(catalog: _Catalog, oracle, ledger, run_id, max_queries, num_classes,
             break
         candidates = np.flatnonzero(labels[:pool_size] < 0)
         allocation = selection.allocate(histogram, quota, min(round_size, budget_left()), config.explore)
-        made_here = np.floor(allocation.per_class * config.variants + 0.5).astype(np.int64)
+        made_here = selection.apportion(int(round(allocation.per_class.sum() * config.variants)),
+                                        allocation.per_class)
         from_pool = selection.Allocation(allocation.per_class - made_here, allocation.uncertain)
         if not len(candidates):
             if not made_here.sum():
@@ -214,7 +220,7 @@ def _rounds(catalog: _Catalog, oracle, ledger, run_id, max_queries, num_classes,
             asked += querier.ask(picks)
             entry.update(interim_loss=round(loss, 4), picks=made)
         if made_here.sum() and budget_left():
-            asked_variants, kept = _variant_queries(catalog, querier, made_here, seed, number)
+            asked_variants, kept = _variant_queries(catalog, querier, made_here, seed, number, answers)
             asked += asked_variants
             entry.update(variants_asked=asked_variants, variants_kept_class=kept)
         after = np.bincount(querier.labels[querier.labels >= 0], minlength=num_classes)
@@ -234,7 +240,8 @@ def _rounds(catalog: _Catalog, oracle, ledger, run_id, max_queries, num_classes,
         stop = "every class has its quota"
     log.info("adaptive: stopped (%s) after %d rounds; labels per class %s", stop, number, histogram.tolist())
     variants_labeled = int((labels[pool_size:] >= 0).sum())
-    return {"quota": quota, "seed_set": int(seed_size), "round_size": int(round_size), "rounds_run": number,
+    finished = catalog.store.finish() if variants_labeled else None  # the folder the labeled output reads
+    return {"variants_folder": finished, "quota": quota, "seed_set": int(seed_size), "round_size": int(round_size), "rounds_run": number,
             "stopped": stop, "rounds": log_rounds, "queries_this_run": querier.sent,
             "variants_labeled": variants_labeled, "config": dataclasses.asdict(config)}
 
@@ -253,28 +260,34 @@ def _pool_picks(model, catalog: _Catalog, labels, candidates, allocation, num_cl
     return picks, made, loss
 
 
-def _variant_queries(catalog: _Catalog, querier: _Querier, per_class: np.ndarray, seed: int,
-                     number: int) -> tuple[int, float]:
+def _variant_queries(catalog: _Catalog, querier: _Querier, per_class: np.ndarray, seed: int, number: int,
+                     answers: dict) -> tuple[int, float]:
     """Make ``per_class[c]`` variants of labeled images of each class c, keep them, ask the oracle about them.
 
-    Returns how many were asked and the share of them the oracle put in their parent's class.
+    A variant the ledger has answered already (``answers``: another output's run on the same ledger)
+    takes that answer instead of a query. Returns how many were asked and the share of the answered
+    ones the oracle put in their parent's class.
     """
     rng = variants.seeded(seed, number)
     labels = querier.labels
-    parents, partners, parent_class = [], [], {}
+    pairs, parent_class = [], {}
     for c in np.flatnonzero(per_class):
         members = np.flatnonzero(labels == c)
         for _ in range(int(per_class[c])):
-            parent, partner = members[rng.randrange(len(members))], members[rng.randrange(len(members))]
-            parents.append((catalog.id(parent), catalog.image(parent)))
-            partners.append(catalog.image(partner))
-            parent_class[catalog.id(parent)] = int(c)
+            pairs.append((int(members[rng.randrange(len(members))]), int(members[rng.randrange(len(members))])))
+    wanted = sorted({p for pair in pairs for p in pair})
+    data = dict(zip(wanted, catalog.images(wanted)))
+    parents = [(catalog.id(parent), data[parent]) for parent, _ in pairs]
+    for parent, _ in pairs:
+        parent_class[catalog.id(parent)] = int(labels[parent])
     taken = set(catalog.index.ids) | set(catalog.store.ids)
-    records = variants.make_round(parents, partners, rng, taken)
+    records = variants.make_round(parents, [data[partner] for _, partner in pairs], rng, taken)
     first = len(catalog)
     catalog.store.add(records)  # kept before any is asked: a killed run finds them again
     querier.grow(len(records))
     new = np.arange(first, first + len(records))
+    for position, record in zip(new, records):
+        querier.labels[position] = answers.get(record["id"], -1)
     asked = querier.ask(new)
     answered = [(p, r) for p, r in zip(new, records) if querier.labels[p] >= 0]
     kept = float(np.mean([querier.labels[p] == parent_class[r["source_key"]] for p, r in answered])) if answered else 0.0

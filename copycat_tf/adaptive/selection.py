@@ -24,7 +24,7 @@ def random_order(ids: list[str], seed: int) -> np.ndarray:
     return np.array(sorted(range(len(ids)), key=lambda i: selection_key(seed, ids[i])), dtype=np.int64)
 
 
-def _apportion(total: int, weights: np.ndarray) -> np.ndarray:
+def apportion(total: int, weights: np.ndarray) -> np.ndarray:
     """Integers proportional to ``weights`` that sum to ``total`` (largest remainders)."""
     weights = np.asarray(weights, dtype=np.float64)
     if total <= 0 or weights.sum() <= 0:
@@ -49,7 +49,7 @@ def allocate(histogram: np.ndarray, quota: int, round_size: int, explore: float)
     if round_size <= 0 or deficits.sum() == 0:
         return Allocation(np.zeros(len(histogram), dtype=np.int64), 0)
     explore_n = int(round(round_size * explore))
-    shares = _apportion(round_size - explore_n, deficits)
+    shares = apportion(round_size - explore_n, deficits)
     unseen = histogram == 0
     explore_n += int(shares[unseen].sum())
     shares[unseen] = 0

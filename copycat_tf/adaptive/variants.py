@@ -12,10 +12,10 @@ much more likely to fall in the same class than a random pool image. A *variant*
 The oracle labels every variant (a variant may land in another class: that is information too). No
 problem image is involved: parents and partners are pool images or earlier variants.
 
-Variants live in a lake folder of their own (``OUTPUT/variants/``, images with ``source =
-variant:blend+move`` or ``variant:move`` and ``source_key =`` the parent's id), rewritten before each
-round's variants are asked, so a killed run finds every image it may have asked about, and the
-labeled output can carry the variants the ledger answered.
+Variants live in a folder of their own (``OUTPUT/variants/``): one file per round under ``rounds/``,
+written before the round's variants are asked, so a killed run finds every image it may have asked
+about; at the end, a lake folder of images (``source = variant:blend+move`` or ``variant:move``,
+``source_key =`` the parent's id) from which the labeled output takes the variants the ledger answered.
 """
 
 import io
@@ -27,7 +27,7 @@ import numpy as np
 import PIL.Image
 
 from copycat_tf.stage_output import claim_output
-from tfrecords_schema import IMAGE, Manifest, fileio, open_folder, read_records, write_manifest, write_shards
+from tfrecords_schema import IMAGE, MANIFEST_NAME, Manifest, encode, fileio, write_manifest, write_shards
 from tfrecords_schema.image_records import image_record
 
 STAGE = "adaptive_variants"
@@ -65,49 +65,101 @@ def variant_record(image: PIL.Image.Image, parent_id: str, blended: bool) -> dic
 
 
 class VariantStore:
-    """The variants made so far (ids, encoded images, thumbnails), backed by their lake folder."""
+    """The variants made so far: ids, parents and thumbnails in memory, the encoded images on disk.
+
+    Each round's variants are one file, ``rounds/round-NNNNN.tfrecord``, written (under a temporary
+    name, then renamed) before any of them is asked: a killed run finds every variant it may have paid
+    for. ``finish`` then writes the lake folder the labeled output reads (one shard and a manifest);
+    a later run over the same output loads the rounds again, whatever its ``--adaptive_variants``.
+    """
 
     def __init__(self, folder: str | None, thumb_size: int):
         """``folder`` None: a store that stays empty (rounds without variants)."""
         self.folder, self.thumb_size = folder, thumb_size
-        self.records: list[dict] = []
-        if folder and fileio.exists(fileio.join(folder, "manifest.json")):
-            self.records = list(read_records(open_folder(folder, IMAGE), IMAGE))
-        self.ids = [r["id"] for r in self.records]
-        self.thumbs = np.stack([self._thumb(r["image"]) for r in self.records]) if self.records else np.zeros(
-            (0, thumb_size, thumb_size, 3), np.uint8)
+        self.ids: list[str] = []
+        self.parents: list[str] = []
+        self._where: list[tuple[int, int]] = []  # (round file, record number) of each variant
+        self._files: list[str] = []
+        self._fresh: dict[int, bytes] = {}  # the last round's images, about to be asked
+        thumbs = []
+        if folder:
+            for path in sorted(fileio.glob(fileio.join(folder, "rounds", "round-*.tfrecord"))):
+                for number, record in enumerate(self._read(path)):
+                    self._keep(record, len(self._files), number)
+                    thumbs.append(self._thumb(record["image"]))
+                self._files.append(path)
+        self.thumbs = np.stack(thumbs) if thumbs else np.zeros((0, thumb_size, thumb_size, 3), np.uint8)
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.ids)
+
+    @staticmethod
+    def _read(path: str):
+        from tfrecords_schema import decode
+        from tfrecords_schema.shards import iterate_shard
+
+        return (decode(IMAGE, serialized) for serialized in iterate_shard(path))
+
+    def _keep(self, record: dict, file: int, number: int) -> None:
+        self.ids.append(record["id"])
+        self.parents.append(record["source_key"])
+        self._where.append((file, number))
 
     def _thumb(self, data: bytes) -> np.ndarray:
         return np.asarray(decode(data).resize((self.thumb_size, self.thumb_size), PIL.Image.Resampling.BILINEAR))
 
-    def image(self, position: int) -> bytes:
-        return self.records[position]["image"]
+    def images(self, positions) -> list[bytes]:
+        """The encoded images of these variants (each round file read at most once)."""
+        wanted: dict[int, dict[int, int]] = {}
+        for position in positions:
+            if position not in self._fresh:
+                file, number = self._where[position]
+                wanted.setdefault(file, {})[number] = position
+        found = {}
+        for file, numbers in wanted.items():
+            for number, record in enumerate(self._read(self._files[file])):
+                if number in numbers:
+                    found[numbers[number]] = record["image"]
+        return [self._fresh[p] if p in self._fresh else found[p] for p in positions]
 
     def add(self, records: list[dict]) -> None:
-        """Keep new variants and rewrite the folder (shard, then manifest) before any of them is asked."""
+        """Keep one round's variants: its file first, then the in-memory view."""
         if not records:
             return
-        self.records.extend(records)
-        self.ids.extend(r["id"] for r in records)
-        self.thumbs = np.concatenate([self.thumbs, np.stack([self._thumb(r["image"]) for r in records])])
-        claim_output(self.folder, STAGE, clear=False)
-        temporary = fileio.join(self.folder, "next.tmp")
-        write_shards(temporary, IMAGE, self.records, num_shards=1)
-        shard = "images-00000-of-00001.tfrecord"
         import tensorflow as tf
 
-        tf.io.gfile.rename(fileio.join(temporary, shard), fileio.join(self.folder, shard), overwrite=True)
-        tf.io.gfile.rmtree(temporary)
-        write_manifest(self.folder, Manifest(
-            stage=STAGE, record_kind=IMAGE.name, counts={"kept": len(self.records)},
-            options={"made_by": "copycat-steal-labels --adaptive_variants"},
-            extra={"shard_lengths": [len(self.records)]}))
+        claim_output(self.folder, STAGE, clear=False)
+        rounds = fileio.join(self.folder, "rounds")
+        fileio.makedirs(rounds)
+        path = fileio.join(rounds, f"round-{len(self._files) + 1:05d}.tfrecord")
+        with tf.io.TFRecordWriter(path + ".tmp") as writer:
+            for record in records:
+                writer.write(encode(IMAGE, record))
+        tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+        first = len(self.ids)
+        for number, record in enumerate(records):
+            self._keep(record, len(self._files), number)
+        self._files.append(path)
+        self._fresh = {first + i: r["image"] for i, r in enumerate(records)}
+        self.thumbs = np.concatenate([self.thumbs, np.stack([self._thumb(r["image"]) for r in records])])
 
-    def shards(self) -> list[str]:
-        return open_folder(self.folder, IMAGE).shards if self.records else []
+    def finish(self) -> str | None:
+        """Write the lake folder of every variant (shard, then manifest); its path, or None if there are none."""
+        if not self.ids:
+            return None
+        claim_output(self.folder, STAGE, clear=False)
+        manifest = fileio.join(self.folder, MANIFEST_NAME)
+        if fileio.exists(manifest):  # an older folder stops being a finished one before its shard changes
+            import tensorflow as tf
+
+            tf.io.gfile.remove(manifest)
+        records = (record for path in self._files for record in self._read(path))
+        count = write_shards(self.folder, IMAGE, records, num_shards=1)
+        write_manifest(self.folder, Manifest(
+            stage=STAGE, record_kind=IMAGE.name, counts={"kept": count},
+            options={"made_by": "copycat-steal-labels --adaptive_variants", "rounds": len(self._files)},
+            extra={"shard_lengths": [count]}))
+        return self.folder
 
 
 def make_round(parents: list[tuple[str, bytes]], partners: list[bytes], rng: random.Random,

@@ -52,7 +52,7 @@ def test_labels_are_the_oracles_own_and_a_rerun_pays_nothing(npdd, oracle, tmp_p
     assert manifest.extra["num_classes"] == NUM_CLASSES
     assert manifest.extra["knowledge"] == {"strategy": "random", "pool_transforms": [], "num_classes": NUM_CLASSES,
                                            "num_classes_from": "oracle output", "query_images_from": "build_npdd",
-                                           "variant_queries": 0.0}
+                                           "variant_queries": 0}
     assert manifest.extra["cost"]["this_run"] == pytest.approx(COUNT * 2.0 / 1000)
     first_shards = [open(p, "rb").read() for p in list_shards(config.output)]
 
@@ -109,7 +109,7 @@ def test_the_manifest_records_the_knowledge_a_transformed_pool_used(npdd, oracle
     assert manifest.extra["knowledge"] == {"strategy": "random", "pool_transforms": ["grayscale+invert"],
                                            "num_classes": NUM_CLASSES, "num_classes_from": "oracle output",
                                            "query_images_from": "build_npdd",  # natural images, through the pool
-                                           "variant_queries": 0.0}
+                                           "variant_queries": 0}
 
 
 def test_a_bad_oracle_is_one_clear_error(npdd, tmp_path):

@@ -178,8 +178,8 @@ class _Index:
     def id(self, position):
         return self.ids[position]
 
-    def image(self, position):
-        return b""
+    def images(self, positions):
+        return [b"" for _ in positions]
 
 
 class _Oracle:

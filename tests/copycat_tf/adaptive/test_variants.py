@@ -8,6 +8,7 @@ id, and need no interim copycat.
 """
 
 import io
+import os
 import random
 
 import numpy as np
@@ -58,10 +59,11 @@ def pool(tmp_path_factory):
     return folder, {r["id"] for r in records}
 
 
-def _config(images, url, output, share, **adaptive):
+def _config(images, url, output, share, ledger=None, **adaptive):
     knobs = dict(rounds=3, seed_fraction=POOL / BUDGET, explore=0.0, input_size=8, epochs=2, variants=share)
     return StealLabelsConfig(images=images, oracle=OracleSpec(url, num_classes=3), output=output, batch_size=16,
-                             max_queries=BUDGET, strategy="adaptive", adaptive=AdaptiveConfig(**{**knobs, **adaptive}))
+                             max_queries=BUDGET, strategy="adaptive", ledger=ledger,
+                             adaptive=AdaptiveConfig(**{**knobs, **adaptive}))
 
 
 def test_a_variant_is_a_seeded_near_copy_of_its_parent():
@@ -100,7 +102,7 @@ def test_variant_rounds_reach_a_class_the_pool_has_run_out_of(pool, tmp_path, mo
     assert made.extra["label_histogram"][1] > 3 * RARE  # the rare class, far beyond what the pool holds
     info = made.extra["adaptive"]
     assert info["variants_labeled"] == BUDGET - POOL
-    assert made.extra["knowledge"]["variant_queries"] == 1.0
+    assert made.extra["knowledge"]["variant_queries"] == BUDGET - POOL
     labeled = list(read_records(output, LABELED_IMAGE))
     assert len(labeled) == BUDGET
     kept = open_folder(variants.store_folder(output), IMAGE)
@@ -116,15 +118,38 @@ def test_variant_rounds_reach_a_class_the_pool_has_run_out_of(pool, tmp_path, mo
 
 
 def test_a_rerun_finds_its_variants_again_and_asks_nothing(pool, tmp_path):
+    """Same output: the variants are loaded again, also when the rerun makes none (--adaptive_variants=0)."""
     images, _ = pool
-    output = str(tmp_path / "sl")
+    output, ledger = str(tmp_path / "sl"), str(tmp_path / "ledger")
     with PredictServer(band_class) as server:
-        first = run(_config(images, server.url, output, 1.0))
+        first = run(_config(images, server.url, output, 1.0, ledger=ledger))
         before = len(server.received_ids)
-        again = run(_config(images, server.url, output, 1.0))
+        again = run(_config(images, server.url, output, 1.0, ledger=ledger))
+        without = run(_config(images, server.url, output, 0.0, ledger=ledger))
         assert len(server.received_ids) == before
-    assert again.counts["queries"] == 0 and again.counts["labeled"] == first.counts["labeled"] == BUDGET
-    assert again.extra["label_histogram"] == first.extra["label_histogram"]
+    for rerun in (again, without):
+        assert rerun.counts["queries"] == 0 and rerun.counts["labeled"] == first.counts["labeled"] == BUDGET
+        assert rerun.extra["label_histogram"] == first.extra["label_histogram"]
+    assert without.extra["knowledge"]["variant_queries"] == BUDGET - POOL
+
+
+def test_the_store_keeps_each_round_in_a_file_of_its_own(tmp_path):
+    folder = str(tmp_path / "variants")
+    store = variants.VariantStore(folder, thumb_size=8)
+    rng = random.Random(0)
+    parents = [(f"p{i}", _png(np.full((SIDE, SIDE, 3), 20 * i, np.uint8))) for i in range(1, 6)]
+    first = variants.make_round(parents[:3], [p[1] for p in parents[:3]], rng, set())
+    second = variants.make_round(parents[3:], [p[1] for p in parents[3:]], rng, {r["id"] for r in first})
+    store.add(first)
+    store.add(second)
+    open(os.path.join(folder, "rounds", "round-00003.tfrecord.tmp"), "wb").write(b"torn")  # a killed write
+    again = variants.VariantStore(folder, thumb_size=8)
+    assert again.ids == store.ids == [r["id"] for r in first + second] and len(again) == 5
+    assert again.parents == ["p1", "p2", "p3", "p4", "p5"] and np.array_equal(again.thumbs, store.thumbs)
+    assert again.images([4, 0]) == [second[1]["image"], first[0]["image"]] == store.images([4, 0])
+    finished = open_folder(again.finish(), IMAGE)
+    assert sorted(r["id"] for r in read_records(finished, IMAGE)) == sorted(again.ids)
+    assert finished.manifest.counts == {"kept": 5}
 
 
 def test_a_share_of_variants_mixes_pool_picks_and_variants(pool, tmp_path):
@@ -136,3 +161,52 @@ def test_a_share_of_variants_mixes_pool_picks_and_variants(pool, tmp_path):
     assert made.counts["queries"] == sum(made.extra["label_histogram"]) <= BUDGET
     assert 0 < info["variants_labeled"] < BUDGET - 20
     assert any("picks" in r for r in info["rounds"]) and any(r.get("variants_asked") for r in info["rounds"])
+
+
+class _Pool:
+    """A pool index in memory: what the rounds read from pool_index.PoolIndex."""
+
+    def __init__(self, pixels):
+        self.ids = [content_id(p) for p in pixels]
+        self._images = [_png(p) for p in pixels]
+        self.thumbs = np.stack(pixels)
+
+    def __len__(self):
+        return len(self.ids)
+
+    def image(self, position):
+        return self._images[position]
+
+
+class _Oracle:
+    def __init__(self):
+        self.asked = 0
+
+    def classify(self, images):
+        self.asked += len(images)
+        return [band_class(np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))) for data in images]
+
+
+def test_a_variant_the_ledger_answered_already_is_not_asked_again(tmp_path):
+    """Another output's run on the same ledger made the same (seeded) variant: its answer is taken, not bought."""
+    from copycat_tf.adaptive.rounds import _Catalog, _Querier, _variant_queries
+    from copycat_tf.ledger import Ledger
+
+    rng = np.random.default_rng(1)
+    pool = _Pool([_pixels(i, rng) for i in range(8)])
+    labels = np.array([band_class(p) for p in pool.thumbs], np.int64)
+    per_class = np.array([2, 3, 1])
+    made = {}
+    for attempt, answers in enumerate([{}, None]):
+        catalog = _Catalog(pool, variants.VariantStore(str(tmp_path / f"v{attempt}"), thumb_size=SIDE))
+        oracle = _Oracle()
+        querier = _Querier(catalog, oracle, Ledger(str(tmp_path / f"l{attempt}"), "o"), "run", 100, 4,
+                           labels.copy(), 3)
+        asked, _ = _variant_queries(catalog, querier, per_class, seed=5, number=1,
+                                    answers=made if answers is None else answers)
+        if answers is not None:  # the first time: asked and answered
+            assert asked == oracle.asked == 6
+            made = {catalog.id(p): int(querier.labels[p]) for p in range(len(pool), len(catalog))}
+        else:  # the second: the same six variants, every answer from the ledger's
+            assert asked == oracle.asked == 0
+            assert {catalog.id(p): int(querier.labels[p]) for p in range(len(pool), len(catalog))} == made

@@ -33,11 +33,10 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 
 from beam_pipelines import lake_io, pool_transforms
 from beam_pipelines.runner import DIRECT, make_pipeline
+from beam_pipelines.steal_labels_config import StealLabelsConfig
 from copycat_tf import coverage, query_strategies
 from copycat_tf.adaptive import variants
-from copycat_tf.adaptive.rounds import ADAPTIVE_RULES, AdaptiveConfig
 from copycat_tf.adaptive.selection import selection_key
-from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.ledger import Ledger
 from copycat_tf.oracles import OracleSpec, open_oracle
@@ -47,44 +46,6 @@ from tfrecords_schema.tfds_features import write_tfds_metadata
 STAGE = "steal_labels"
 NAMESPACE = "copycat_oracle"
 log = logging.getLogger("copycat.steal_labels")
-
-
-@dataclasses.dataclass
-class StealLabelsConfig:
-    images: str
-    oracle: OracleSpec
-    output: str
-    batch_size: int = 32
-    max_queries: int | None = None
-    price_per_1000: float | None = None
-    ledger: str | None = None  # default: OUTPUT/ledger
-    seed: int = 0
-    num_shards: int = 0  # 0: as many as the input has
-    strategy: str = "random"  # a name in copycat_tf.query_strategies: random (the paper), adaptive, ...
-    adaptive: AdaptiveConfig = dataclasses.field(default_factory=AdaptiveConfig)
-    pool_transforms: list[str] = dataclasses.field(default_factory=list)  # variants, see beam_pipelines.pool_transforms
-    pool: str | None = None  # where the transformed pool goes (default OUTPUT/pool); share it between runs
-    adaptive_cache: str | None = None  # local folder for the pool index (default OUTPUT/adaptive); shareable
-
-    RULES = (
-        Rule("batch_size", "batch_size", 1, 100_000), Rule("max_queries", "max_queries", 0, optional=True),
-        Rule("price_per_1000", "price_per_1000", 0, optional=True), Rule("seed", "seed", 0),
-        Rule("num_shards", "num_shards", 0, 100_000),
-        Rule("oracle.input_size", "oracle_input_size", 1, 100_000, optional=True),
-        Rule("oracle.num_classes", "num_classes", 2, 1_000_000, optional=True),
-        Rule("oracle.timeout_s", "oracle_timeout", 0, 86_400, above=True),
-        Rule("oracle.max_retries", "oracle_retries", 0, 100), Rule("oracle.concurrency", "oracle_concurrency", 1, 1024),
-        Rule("oracle.queries_per_second", "oracle_qps", 0, above=True, optional=True),
-        *ADAPTIVE_RULES,
-    )
-
-    def validate(self) -> None:
-        """Refuse out-of-range numbers (one line naming the flag) before any work."""
-        check_rules(self, self.RULES)
-
-    @property
-    def ledger_root(self) -> str:
-        return self.ledger or fileio.join(self.output, "ledger")
 
 
 @dataclasses.dataclass

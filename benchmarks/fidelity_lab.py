@@ -34,6 +34,8 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
             small shifts, turns and zooms) of the labeled images of the classes below budget / K
     L2plainx  L2x over the plain-background families too
     L2xe16  L2x with a 16-epoch copycat schedule
+    L2xE3   L2x with three copycats trained on the same labels (seeds s, s+1, s+2; their softmax averaged):
+            no query, three times the training
     L2xr    L2x with a copycat that starts from self-supervised weights: the same network trained on 24,000
             unqueried pool images to tell which of four turns (0, 90, 180, 270 degrees) each was given
             (2 epochs; no query; stands in for the paper's ImageNet start)
@@ -356,6 +358,7 @@ class Stack:
     expand_rounds: int = 0  # L2x: rounds that query variants of images already labeled in classes below quota
     mixup: float = 0.0  # Beta(mixup, mixup) mixup of the copycat's training batches (0: off)
     pretrain: bool = False  # start the copycat from a rotation-prediction model trained on the pool (no query)
+    ensemble: int = 1  # copycats trained on the same labels (seeds seed, seed+1, ...), softmax averaged
 
 
 AUG = "translate,rotate,scale,contrast"
@@ -375,6 +378,7 @@ STACKS = {
     "L2x": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xe16": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, epochs=16),
     "L2xm": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, mixup=0.4),
+    "L2xE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, ensemble=3),
     "L2xr": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pretrain=True),
     "L2xp": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pseudo=True),
     "L2plainx": Stack(families="mixture", family_set="plain", train="resample", expand_rounds=4, seed_fraction=0.5),
@@ -582,6 +586,16 @@ def _start_from(path: str, num_classes: int, seed: int):
 PRETRAINED = {}  # set by main: the cache folder
 
 
+class Ensemble:
+    """Copycats whose softmax outputs are averaged (what ``predict`` needs of a model)."""
+
+    def __init__(self, members):
+        self.members = members
+
+    def predict(self, x, batch_size=512, verbose=0):
+        return np.mean([m.predict(x, batch_size=batch_size, verbose=verbose) for m in self.members], axis=0)
+
+
 def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, budget: int, seed: int, info: dict):
     x, y = stolen.arrays()
     start = None
@@ -597,6 +611,10 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
                                for e in range(stack.epochs)])
         model = train_classifier(x[rows], y[rows], num_classes, 1, seed, augment=stack.augment, mixup=stack.mixup,
                                  model=start)
+        if stack.ensemble > 1:
+            members = [model] + [train_classifier(x[rows], y[rows], num_classes, 1, seed + m, augment=stack.augment)
+                                 for m in range(1, stack.ensemble)]
+            model = Ensemble(members)
     else:
         weights = interim.class_weights(y, num_classes)[y]
         model = train_classifier(x, y, num_classes, stack.epochs, seed, weights=weights, augment=stack.augment)

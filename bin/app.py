@@ -35,25 +35,50 @@ def define_common_flags(beam_stage: bool = False) -> None:
         )
 
 
-def define_config_flags(config_class, skip: tuple[str, ...] = ()) -> None:
-    """One absl flag per field of a stage's Config, with the field's default and help text (its ``help``
-    metadata), so a knob is written once. Fields marked ``common`` (--output, --seed) come from
-    :func:`define_common_flags`; ``skip`` names fields the binary defines itself. A field's ``flag``
-    metadata names its flag when that differs from the field (``models`` → ``--model``); a list field
-    marked ``repeatable`` is a repeated flag (``--model=a --model=b``) instead of a comma-separated one."""
+def config_flags(config_class) -> list[tuple[str, dataclasses.Field]]:
+    """(flag name, field) for every flag a stage's Config asks for, nested configs included (their fields'
+    ``flag`` metadata names them: OracleSpec.timeout_s is --oracle_timeout); a field whose ``flag`` is None
+    has none. The binaries define exactly these (``define_config_flags``); tests compare against them."""
+    found = []
     for field in dataclasses.fields(config_class):
-        if field.metadata.get("common") or field.name in skip:
+        name = field.metadata.get("flag", field.name)
+        if name is None:
+            continue
+        if field.metadata.get("nested"):
+            found += config_flags(field.type)
+        else:
+            found.append((name, field))
+    return found
+
+
+def _default(field: dataclasses.Field):
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None
+
+
+def define_config_flags(config_class, skip: tuple[str, ...] = ()) -> None:
+    """One absl flag per field of a stage's Config (and of the configs nested in it), with the field's
+    default and help text (its ``help`` metadata), so a knob is written once. Fields marked ``common``
+    (--output, --seed) come from :func:`define_common_flags`; ``skip`` names flags the binary defines itself.
+    Metadata: ``flag`` (the flag's name when it differs from the field's), ``choices`` (an enum flag),
+    ``repeatable`` (a list field given as ``--x=a --x=b`` instead of ``--x=a,b``)."""
+    for name, field in config_flags(config_class):
+        if field.metadata.get("common") or name in skip:
             continue
         help_text = field.metadata.get("help")
         if not help_text:
-            raise TypeError(f"{config_class.__name__}.{field.name} has no help text (metadata 'help')")
-        name = field.metadata.get("flag", field.name)
-        default = None if field.default is dataclasses.MISSING else field.default
+            raise TypeError(f"{config_class.__name__}: field {field.name} has no help text (metadata 'help')")
+        default = _default(field)
         kind = field.type
         if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None: a flag of type X
             kinds = set(typing.get_args(kind)) - {type(None)}
             kind = kinds.pop() if len(kinds) == 1 else None
-        if kind is bool:
+        if field.metadata.get("choices"):
+            flags.DEFINE_enum(name, default, list(field.metadata["choices"]), help_text)
+        elif kind is bool:
             flags.DEFINE_bool(name, default, help_text)
         elif kind is int:
             flags.DEFINE_integer(name, default, help_text)
@@ -69,9 +94,15 @@ def define_config_flags(config_class, skip: tuple[str, ...] = ()) -> None:
 
 
 def config_from_flags(config_class, **values):
-    """The Config from the parsed flags of its fields (``values`` for fields the binary sets itself)."""
-    fields = [f for f in dataclasses.fields(config_class) if f.name not in values]
-    return config_class(**{f.name: getattr(FLAGS, f.metadata.get("flag", f.name)) for f in fields}, **values)
+    """The Config from the parsed flags of its fields, nested configs built the same way (``values``: fields
+    the binary sets itself)."""
+    built = {}
+    for field in dataclasses.fields(config_class):
+        name = field.metadata.get("flag", field.name)
+        if field.name in values or name is None:
+            continue
+        built[field.name] = config_from_flags(field.type) if field.metadata.get("nested") else getattr(FLAGS, name)
+    return config_class(**built, **values)
 
 
 def require(*names: str, positional: list[str] | None = None) -> None:

@@ -24,40 +24,14 @@ import logging
 import math
 import os
 import time
-import types
 
 import numpy as np
 
 from copycat_tf.adaptive import pool_index, selection, variants
-from copycat_tf.config_checks import Rule, check_rules
+from copycat_tf.adaptive.config import ADAPTIVE_RULES, AdaptiveConfig  # noqa: F401 (ADAPTIVE_RULES: re-exported)
 from copycat_tf.errors import CopycatError
 
 log = logging.getLogger("copycat.adaptive")
-
-
-ADAPTIVE_RULES = (  # the adaptive knobs as fields of StealLabelsConfig.adaptive
-    Rule("adaptive.rounds", "adaptive_rounds", 1, 10_000), Rule("adaptive.seed_fraction", "adaptive_seed_fraction", 0, 1, above=True),
-    Rule("adaptive.quota", "adaptive_quota", 1, optional=True), Rule("adaptive.explore", "adaptive_explore", 0, 1),
-    Rule("adaptive.input_size", "adaptive_input_size", 8, 512), Rule("adaptive.epochs", "adaptive_epochs", 1, 1000),
-    Rule("adaptive.max_train_per_class", "adaptive_max_train_per_class", 1),
-    Rule("adaptive.variants", "adaptive_variants", 0, 1),
-)
-
-
-@dataclasses.dataclass
-class AdaptiveConfig:
-    rounds: int = 8
-    seed_fraction: float = 0.2
-    quota: int | None = None  # labels per class; default max_queries // num_classes
-    explore: float = 0.2
-    input_size: int = 32
-    epochs: int = 4
-    max_train_per_class: int = 2000  # the interim copycat's training set, per class at most
-    variants: float = 0.0  # share of each class's picks spent on variants of its labeled images
-
-    def check(self) -> None:
-        """The same range checks as StealLabelsConfig.validate (ADAPTIVE_RULES), for callers of the rounds alone."""
-        check_rules(types.SimpleNamespace(adaptive=self), ADAPTIVE_RULES)
 
 
 class _Catalog:

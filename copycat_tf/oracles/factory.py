@@ -9,6 +9,7 @@ open the client. Prefer the API key in the environment (``--oracle_api_key_env``
 
 import dataclasses
 
+from copycat_tf.config_checks import option, required
 from copycat_tf.oracles.base import HIDDEN, Oracle, OracleError, scrub_url
 
 _MODEL_FILESYSTEMS = ("gs", "s3", "hdfs", "file")  # where TensorFlow can read a SavedModel from
@@ -50,19 +51,29 @@ class Secret:
 class OracleSpec:
     """Everything needed to open the same oracle again in another process."""
 
-    target: str  # SavedModel folder or http(s) URL (scrubbed: secrets read ***)
-    output: str | None = None
-    signature: str = "serving_default"
-    value_range: str = "0-255"
-    input_size: int | None = None
-    num_classes: int | None = None
-    timeout_s: float = 30.0
-    max_retries: int = 5
-    concurrency: int = 4
-    queries_per_second: float | None = None
-    api_key_env: str = "COPYCAT_ORACLE_API_KEY"
-    verify_tls: bool = True
-    credentials: Secret | None = dataclasses.field(default=None, repr=False, compare=False)  # the URL as given
+    # Each field's help and flag name: copycat-steal-labels generates its --oracle* flags from them.
+    target: str = required("The target: a SavedModel folder, or the URL of a TF-Serving-style :predict endpoint.",
+                           flag="oracle")  # scrubbed: secrets read ***
+    output: str | None = option(None, "Which output of the oracle to read when it has several.", flag="oracle_output")
+    signature: str = option("serving_default", "SavedModel signature to call.", flag="oracle_signature")
+    value_range: str = option("0-255", "Value range of float32 image inputs of a tensor-input SavedModel (uint8 "
+                                       "inputs are always 0-255).", flag="oracle_value_range",
+                              choices=("0-255", "0-1", "-1-1"))
+    input_size: int | None = option(None, "Side in pixels for a tensor-input SavedModel that accepts any size.",
+                                    flag="oracle_input_size")
+    num_classes: int | None = option(None, "Number of classes, when the oracle's output does not tell (class ids "
+                                           "only).", flag="num_classes")
+    timeout_s: float = option(30.0, "REST: seconds before a request is given up and retried.", flag="oracle_timeout")
+    max_retries: int = option(5, "REST: retries after 429, 5xx, timeouts and connection errors.",
+                              flag="oracle_retries")
+    concurrency: int = option(4, "REST: requests in flight at most, per worker process.", flag="oracle_concurrency")
+    queries_per_second: float | None = option(None, "REST: images sent per second at most, per worker process.",
+                                              flag="oracle_qps")
+    api_key_env: str = option("COPYCAT_ORACLE_API_KEY", "REST: environment variable holding the API key.",
+                              flag="oracle_api_key_env")
+    verify_tls: bool = option(True, "REST: verify the server's TLS certificate.", flag="oracle_verify_tls")
+    credentials: Secret | None = dataclasses.field(default=None, repr=False, compare=False,
+                                                   metadata={"flag": None})  # the URL as given; no flag
 
     def __post_init__(self):
         target = str(self.target)

@@ -143,35 +143,19 @@ def _rounds(catalog: _Catalog, oracle, ledger, run_id, max_queries, num_classes,
                            "pass the right --num_classes")
     quota = config.quota or max(1, max_queries // num_classes)
     querier = _Querier(catalog, oracle, ledger, run_id, max_queries, batch_size, labels, num_classes)
-    position = {catalog.id(p): p for p in range(len(catalog))}
-    log_rounds = []
-
-    def budget_left() -> int:
-        return max(0, max_queries - ledger.spent())
-
-    pending = [position[i] for i in ledger.pending_ids() if i in position]
-    if pending and budget_left():
-        log.info("adaptive: asking again for %d images that were in flight when the last run stopped", len(pending))
-        querier.ask(pending)
-
-    pool_size = len(catalog.index)
-    seed_size = max(1, min(max_queries, math.ceil(max_queries * config.seed_fraction)))
-    seed_set = selection.random_order(catalog.index.ids, seed)[:seed_size]
-    if budget_left():
-        asked = querier.ask(seed_set)
-        log.info("adaptive: seed set of %d random images (%d asked now)", len(seed_set), asked)
+    seed_size = _resume_and_seed(catalog, querier, ledger, max_queries, seed, config)
     round_size = max(batch_size, math.ceil((max_queries - seed_size) / config.rounds))
-    interim_model = None
-    number = 0
-    stop = "budget spent"
-    while budget_left() and not querier.exhausted:
+    models: dict = {}  # the interim copycat, built when a round first scores the pool
+    log_rounds, stop = [], "budget spent"
+    while _budget_left(ledger, max_queries) and not querier.exhausted:
         labels = querier.labels
         histogram = np.bincount(labels[labels >= 0], minlength=num_classes)
         if (histogram >= quota).all():
             stop = "every class has its quota"
             break
-        candidates = np.flatnonzero(labels[:pool_size] < 0)
-        allocation = selection.allocate(histogram, quota, min(round_size, budget_left()), config.explore)
+        candidates = np.flatnonzero(labels[:len(catalog.index)] < 0)
+        allocation = selection.allocate(histogram, quota, min(round_size, _budget_left(ledger, max_queries)),
+                                        config.explore)
         made_here = selection.apportion(int(round(allocation.per_class.sum() * config.variants)),
                                         allocation.per_class)
         from_pool = selection.Allocation(allocation.per_class - made_here, allocation.uncertain)
@@ -180,44 +164,71 @@ def _rounds(catalog: _Catalog, oracle, ledger, run_id, max_queries, num_classes,
                 stop = "the pool is exhausted"
                 break
             from_pool = selection.Allocation(np.zeros_like(made_here), 0)
-        number += 1
-        started = time.monotonic()
-        entry = {"round": number}
-        asked = 0
-        if from_pool.per_class.sum() + from_pool.uncertain:
-            if interim_model is None:
-                from copycat_tf.adaptive import interim  # Keras, only when a round scores the pool
-
-                interim_model = interim.build_interim(num_classes, config.input_size, seed=seed)
-            picks, made, loss = _pool_picks(interim_model, catalog, querier.labels, candidates, from_pool,
-                                            num_classes, config, seed + number)
-            asked += querier.ask(picks)
-            entry.update(interim_loss=round(loss, 4), picks=made)
-        if made_here.sum() and budget_left():
-            asked_variants, kept = _variant_queries(catalog, querier, made_here, seed, number, answers)
-            asked += asked_variants
-            entry.update(variants_asked=asked_variants, variants_kept_class=kept)
-        after = np.bincount(querier.labels[querier.labels >= 0], minlength=num_classes)
-        gained = (after - histogram).tolist()
-        entry.update(asked=asked, new_labels_per_class=gained, histogram=after.tolist(),
-                     seconds=round(time.monotonic() - started, 1))
+        entry = _ask_round(len(log_rounds) + 1, catalog, querier, candidates, from_pool, made_here, histogram,
+                           models, seed, config, answers)
         log_rounds.append(entry)
-        below = int((after < quota).sum())
         log.info("adaptive round %d: asked %d, new labels per class %s, %d classes below quota %d, %d queries left",
-                 number, asked, gained, below, quota, budget_left())
-        if not asked:
+                 entry["round"], entry["asked"], entry["new_labels_per_class"],
+                 int((np.asarray(entry["histogram"]) < quota).sum()), quota, _budget_left(ledger, max_queries))
+        if not entry["asked"]:
             stop = "no image could be chosen"
             break
     labels = querier.labels
     histogram = np.bincount(labels[labels >= 0], minlength=num_classes)
     if stop == "budget spent" and (histogram >= quota).all():
         stop = "every class has its quota"
-    log.info("adaptive: stopped (%s) after %d rounds; labels per class %s", stop, number, histogram.tolist())
-    variants_labeled = int((labels[pool_size:] >= 0).sum())
-    finished = catalog.store.finish() if variants_labeled else None  # the folder the labeled output reads
-    return {"variants_folder": finished, "quota": quota, "seed_set": int(seed_size), "round_size": int(round_size), "rounds_run": number,
+    log.info("adaptive: stopped (%s) after %d rounds; labels per class %s", stop, len(log_rounds), histogram.tolist())
+    variants_labeled = int((labels[len(catalog.index):] >= 0).sum())
+    return {"quota": quota, "seed_set": int(seed_size), "round_size": int(round_size), "rounds_run": len(log_rounds),
             "stopped": stop, "rounds": log_rounds, "queries_this_run": querier.sent,
-            "variants_labeled": variants_labeled, "config": dataclasses.asdict(config)}
+            "variants_labeled": variants_labeled, "config": dataclasses.asdict(config),
+            # the folder the labeled output reads the variants from
+            "variants_folder": catalog.store.finish() if variants_labeled else None}
+
+
+def _budget_left(ledger, max_queries: int) -> int:
+    return max(0, max_queries - ledger.spent())
+
+
+def _resume_and_seed(catalog: _Catalog, querier: _Querier, ledger, max_queries: int, seed: int, config) -> int:
+    """Ask again what was in flight when a run was killed, then the random seed set; returns its size."""
+    position = {catalog.id(p): p for p in range(len(catalog))}
+    pending = [position[i] for i in ledger.pending_ids() if i in position]
+    if pending and _budget_left(ledger, max_queries):
+        log.info("adaptive: asking again for %d images that were in flight when the last run stopped", len(pending))
+        querier.ask(pending)
+    seed_size = max(1, min(max_queries, math.ceil(max_queries * config.seed_fraction)))
+    seed_set = selection.random_order(catalog.index.ids, seed)[:seed_size]
+    if _budget_left(ledger, max_queries):
+        asked = querier.ask(seed_set)
+        log.info("adaptive: seed set of %d random images (%d asked now)", len(seed_set), asked)
+    return seed_size
+
+
+def _ask_round(number: int, catalog: _Catalog, querier: _Querier, candidates, from_pool, made_here, histogram,
+               models: dict, seed: int, config, answers: dict) -> dict:
+    """One round: the pool picks the interim copycat scores best, then the variant queries; its log entry."""
+    started = time.monotonic()
+    entry = {"round": number}
+    asked = 0
+    num_classes = len(histogram)
+    if from_pool.per_class.sum() + from_pool.uncertain:
+        if "interim" not in models:
+            from copycat_tf.adaptive import interim  # Keras, only when a round scores the pool
+
+            models["interim"] = interim.build_interim(num_classes, config.input_size, seed=seed)
+        picks, made, loss = _pool_picks(models["interim"], catalog, querier.labels, candidates, from_pool,
+                                        num_classes, config, seed + number)
+        asked += querier.ask(picks)
+        entry.update(interim_loss=round(loss, 4), picks=made)
+    if made_here.sum() and not querier.exhausted:
+        asked_variants, kept = _variant_queries(catalog, querier, made_here, seed, number, answers)
+        asked += asked_variants
+        entry.update(variants_asked=asked_variants, variants_kept_class=kept)
+    after = np.bincount(querier.labels[querier.labels >= 0], minlength=num_classes)
+    entry.update(asked=asked, new_labels_per_class=(after - histogram).tolist(), histogram=after.tolist(),
+                 seconds=round(time.monotonic() - started, 1))
+    return entry
 
 
 def _pool_picks(model, catalog: _Catalog, labels, candidates, allocation, num_classes, config, seed):

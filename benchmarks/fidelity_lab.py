@@ -726,7 +726,7 @@ def main(argv=None):
                         "copycat_macro_f1": round(float(f1), 4), "target_macro_f1": round(float(target_f1), 4),
                         "queries": oracle.spent, "label_histogram": np.bincount(y, minlength=k).tolist(),
                         "steal_seconds": round(steal_seconds, 1), "wall_seconds": round(time.time() - started, 1),
-                        "stack_options": dataclasses.asdict(stack), "info": info,
+                        "stack_options": dataclasses.asdict(stack), "info": info, "pool": args.pool,
                     }
                     with open(args.output, "a") as handle:
                         handle.write(json.dumps(row) + "\n")

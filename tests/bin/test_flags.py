@@ -142,6 +142,8 @@ def _run_binary(module, *args):
     ("prepare_problem", ["--output=o", "--bogus_flag=1"], "unknown flag --bogus_flag=1"),
     ("evaluate", ["--model=m", "--test=t", "--bogus=1"], "Unknown command line flag 'bogus'"),
     ("balance", ["--input=i", "--output=o", "--per_class=-3"], r"--per_class=-3 is out of range"),
+    ("steal_labels", ["--images=i", "--oracle=o", "--output=o2", "--strategy=bogus"],
+     r"--strategy='bogus' is unknown; use one of random, adaptive"),
 ])
 def test_a_binary_refuses_with_one_line_and_exit_2(module, args, message, tmp_path):
     code, lines = _run_binary(module, *args)

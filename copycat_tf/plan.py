@@ -20,7 +20,8 @@ from copycat_tf.errors import CopycatError
 
 log = logging.getLogger("copycat.plan")
 
-STAGES = ("prepare-problem", "build-npdd", "steal-labels", "balance", "train", "evaluate", "relevance", "report")
+STAGES = ("prepare-problem", "build-npdd", "steal-labels", "balance", "train", "ensemble", "evaluate", "relevance",
+          "report")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,11 +47,12 @@ CONFIGS = {
 GENERATED = {"train": ("copycat_bin.train", "copycat_tf.training.config", "TrainConfig"),
              "balance": ("copycat_bin.balance", "beam_pipelines.balance_config", "BalanceConfig"),
              "evaluate": ("copycat_bin.evaluate", "copycat_tf.evaluation_config", "EvaluateConfig"),
-             "steal_labels": ("copycat_bin.steal_labels", "beam_pipelines.steal_labels_config", "StealLabelsConfig")}
+             "steal_labels": ("copycat_bin.steal_labels", "beam_pipelines.steal_labels_config", "StealLabelsConfig"),
+             "ensemble": ("copycat_bin.ensemble", "copycat_tf.ensemble", "EnsembleConfig")}
 OWN_FLAGS = {  # flags a binary defines that are no knob of its stage
     "train": set(), "balance": {"runner"},  # Beam stages' --runner (copycat_bin.app)
     "evaluate": {"output"},  # where the report JSON goes; the stage returns it
-    "steal_labels": {"runner"},
+    "steal_labels": {"runner"}, "ensemble": set(),
 }
 CHECKS = {  # flag types, per binary
     "train": {"train": "list of strings", "epochs": "int", "lr": "float", "deterministic": "bool", "val": "string"},
@@ -60,6 +61,7 @@ CHECKS = {  # flag types, per binary
     "steal_labels": {"oracle": "string", "oracle_timeout": "float", "oracle_value_range": "string enum",
                      "num_classes": "int", "adaptive_variants": "float", "pool_transforms": "list of strings",
                      "oracle_verify_tls": "bool", "strategy": "string"},
+    "ensemble": {"members": "list of strings", "output": "string"},
 }
 
 

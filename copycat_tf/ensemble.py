@@ -93,7 +93,9 @@ def run(config: EnsembleConfig) -> dict:
     metrics = {"model": "ensemble", "members": list(config.members), "num_classes": num_classes,
                "class_names": list(class_names), "member_models": [m.get("model") for m in found],
                "member_seeds": [m.get("options", {}).get("seed") for m in found],
-               "options": {"members": list(config.members)}}
+               # the members' training folders, so reports follow the ensemble back to its stolen labels
+               "options": {"members": list(config.members),
+                           "train": sorted({t for m in found for t in m.get("options", {}).get("train", [])})}}
     fileio.write_text_atomically(out.metrics, json.dumps(metrics, indent=2))
     log.info("ensemble of %d copycats -> %s", len(models), out.export)
     return metrics

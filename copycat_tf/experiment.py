@@ -109,6 +109,10 @@ class _Planner:
         self.add("train", args + model.get("train_options", []), RunDir(run).metrics)
         return run
 
+    def ensemble(self, members: list[str], run: str) -> str:
+        self.add("ensemble", [f"--members={','.join(members)}", f"--output={run}"], RunDir(run).metrics)
+        return run
+
     def steal(self, images: str, target_run: str, output: str, *extra: str) -> str:
         args = [f"--images={images}", f"--oracle={RunDir(target_run).export}", "--batch_size=64", f"--output={output}",
                 f"--price_per_1000={self.c.get('price_per_1000', 1.0)}", *extra]
@@ -262,7 +266,9 @@ def _plan_robustness(p: _Planner, config: dict, npdd: str, result: Plan) -> None
 
 def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str, result: Plan) -> None:
     """Each strategy at each budget: steal, then balance to the budget in all and train (``train``: balance),
-    and/or train on every stolen label re-drawn balanced each epoch (``resample``: runs named STRATEGY+resample)."""
+    and/or train on every stolen label re-drawn balanced each epoch (``resample``: runs named STRATEGY+resample).
+    With ``ensemble``: N > 1, each such copycat is N trainings on the same labels (seeds s, s+10, ...; runs
+    named LABEL+mI) averaged by copycat-ensemble (run LABEL+ensembleN, the one evaluated)."""
     options = config.get("coverage", {})
     strategies = options.get("strategies", ["random", "adaptive"])
     unknown = set(strategies) - set(STRATEGIES)
@@ -272,6 +278,9 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
     if not trainings or set(trainings) - {"balance", "resample"}:
         raise CopycatError(f"coverage: train={trainings}: give balance (copycat-balance --total=BUDGET) and/or "
                            "resample (copycat-train --class_balance=resample on every stolen label)")
+    members = options.get("ensemble", 1)
+    if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= 10:
+        raise CopycatError(f"coverage: ensemble={members!r}: give the number of copycats to average, 1 (none) to 10")
     model = config["copycat"]
     arch = ARCH.get(model["model"], model["model"])
     stolen_root = join(p.lake, "stolen", _name(target))
@@ -292,7 +301,13 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
                 else:
                     label, data = f"{strategy}+resample", stolen
                     trained = {**model, "train_options": [*model.get("train_options", []), "--class_balance=resample"]}
-                run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=label, budget=budget), trained, data)
+                if members > 1:  # copycat-ensemble of copycats trained on the same labels with seeds s, s+10, ...
+                    trained_runs = [p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=f"{label}+m{m}", budget=budget),
+                                            trained, data, seed=p.seed + 10 * m) for m in range(members)]
+                    label = f"{label}+ensemble{members}"
+                    run = p.ensemble(trained_runs, _run(runs, "CC", arch, "NPDD", "SL", recipe=label, budget=budget))
+                else:
+                    run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=label, budget=budget), trained, data)
                 p.evaluate(run, target)
                 result.coverage.append({"strategy": label, "budget": budget, "stolen": stolen, "run": run})
 

@@ -236,3 +236,21 @@ def test_the_ablation_trains_each_point_balanced_once_and_resampled_from_the_sam
     with pytest.raises(CopycatError, match="coverage: train=\\['weighted'\\]"):
         plan({**load_config(str(CONFIGS / "digits_ablation.json"), small=True),
               "coverage": {"budgets": [300], "strategies": ["random"], "train": ["weighted"]}}, "/x")
+
+
+def test_coverage_ensembles_average_copycats_trained_on_the_same_labels():
+    config = load_config(str(CONFIGS / "digits_ablation.json"), small=True)
+    config["coverage"] = {**config["coverage"], "strategies": ["random"], "train": ["resample"], "ensemble": 3}
+    result = plan(config, "/x")
+    calls = _by_output(result.calls)
+    (point,) = result.coverage
+    assert point["strategy"] == "random+resample+ensemble3" and point["run"].endswith(".random+resample+ensemble3@300")
+    averaged = calls[f"{point['run']}/metrics.json"]
+    members = averaged.flag("members").split(",")
+    assert averaged.stage == "ensemble" and len(members) == 3
+    trained = [calls[f"{m}/metrics.json"] for m in members]
+    assert {t.flag("train") for t in trained} == {point["stolen"]}  # one set of stolen labels
+    assert [t.flag("seed") for t in trained] == [str(config["seed"] + 10 * m) for m in range(3)]
+    assert calls[f"{point['run']}/evaluation.json"].flag("model") == f"{point['run']}/export"
+    with pytest.raises(CopycatError, match="coverage: ensemble=0"):
+        plan({**config, "coverage": {**config["coverage"], "ensemble": 0}}, "/x")

@@ -1,6 +1,5 @@
 """copycat-ensemble: the exported ensemble answers with the mean of its members' probabilities."""
 
-import io
 import json
 import os
 
@@ -14,6 +13,7 @@ from copycat_tf.errors import CopycatError
 from copycat_tf.models import build_model
 from copycat_tf.oracles import OracleSpec, open_oracle
 from copycat_tf.run_dir import RunDir
+from tfrecords_schema.image_records import encode_picture
 
 CLASSES = ["a", "b", "c"]
 
@@ -43,9 +43,7 @@ def members(tmp_path_factory):
 
 
 def _png(pixels):
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
+    return encode_picture(PIL.Image.fromarray(pixels), "png")
 
 
 def test_the_export_answers_with_the_mean_of_the_members(members, tmp_path):

@@ -20,6 +20,7 @@ from copycat_tf.adaptive import interim, variants
 from copycat_tf.adaptive.rounds import AdaptiveConfig
 from copycat_tf.oracles import OracleSpec
 from tests.predict_server import PredictServer
+from tfrecords_schema.image_records import encode_picture
 from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, content_id, open_folder, read_records, write_manifest, write_shards
 
 POOL = 40
@@ -39,9 +40,7 @@ def _pixels(index: int, rng) -> np.ndarray:
 
 
 def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
+    return encode_picture(PIL.Image.fromarray(pixels), "png")
 
 
 @pytest.fixture(scope="module")

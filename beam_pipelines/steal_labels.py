@@ -236,7 +236,7 @@ class Asked:
     queries: int = 0  # spent by this run (the ledger's count: a resent batch is paid twice)
     sent: int = 0  # images the strategy asked about (each once)
     report: dict | None = None  # the strategy's report, when it asked before the pipeline (query_strategies)
-    made: list[tuple[str, Manifest]] = dataclasses.field(default_factory=list)  # folders of images it made
+    made: list = dataclasses.field(default_factory=list)  # LakeFolders of the images it made (variant queries)
 
 
 def _strategy(config: StealLabelsConfig) -> query_strategies.QueryStrategy:
@@ -258,7 +258,7 @@ def _ask_first(strategy, config: StealLabelsConfig, source, oracle, ledger, aske
         config=config, pool=source, oracle=oracle, ledger=ledger, run_id=run_id, num_classes=asked.num_classes,
         work=_adaptive_work(config), made_folder=variants.store_folder(config.output)))
     asked.report, asked.sent = result.report, result.queries
-    asked.made = [(folder, open_folder(folder, IMAGE).manifest) for folder in result.made_folders]
+    asked.made = [open_folder(folder, IMAGE) for folder in result.made_folders]
 
 
 def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
@@ -297,7 +297,7 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     if budget_left == 0 and asked.report is None:
         log.warning("the query budget (--max_queries=%d) is spent already: only ledger answers are used",
                     config.max_queries)
-    shards = list(source.shards) + [shard for folder, _ in asked.made for shard in open_folder(folder, IMAGE).shards]
+    shards = list(source.shards) + [shard for folder in asked.made for shard in folder.shards]
     log.info("stealing labels of %s from %s (%s), batches of %d, budget %s", images, config.oracle.target,
              fingerprint, config.batch_size, "unlimited" if budget_left is None else budget_left)
     with make_pipeline(runner, pipeline_args) as pipeline:
@@ -370,6 +370,6 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
         stage=STAGE, record_kind=LABELED_IMAGE.name, options={**dataclasses.asdict(config), **run_options},
         counts={"images": stats["images"], "labeled": labeled, "ledger_hits": stats["ledger_hits"],
                 "queries": asked.queries, "unlabeled": stats["images"] - labeled},
-        inputs=[input_entry(asked.images, asked.source)] + [input_entry(*made) for made in asked.made],
+        inputs=[input_entry(asked.images, asked.source)] + [input_entry(made.path, made.manifest) for made in asked.made],
         extra=extra,
     )

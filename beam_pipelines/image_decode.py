@@ -15,7 +15,10 @@ import numpy as np
 import PIL.Image
 import PIL.ImageOps
 
-from tfrecords_schema import content_id
+from beam_pipelines.build_npdd_config import DEFAULT_MAX_PIXELS
+from beam_pipelines.near_duplicates import Candidate, make_candidate
+from tfrecords_schema import IMAGE, encode
+from tfrecords_schema.hashing import content_id
 from tfrecords_schema.image_records import perceptual_hash
 
 # Reasons a file is rejected (the keys of the manifest's rejected_by_reason).
@@ -34,7 +37,7 @@ BAD_FILE_NAME = "bad_file_name"  # a name that is not valid UTF-8 (its key is sh
 REASONS = (EMPTY, OVERSIZED_FILE, NOT_AN_IMAGE, TOO_MANY_PIXELS, TRUNCATED, UNDECODABLE,
            NOT_A_REGULAR_FILE, UNREADABLE, BROKEN_LINK, SYMLINK_LOOP, BAD_FILE_NAME)
 
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold
+_ORIENTATION = 0x0112  # the EXIF tag
 PIL.Image.MAX_IMAGE_PIXELS = None  # the limit is enforced here, per option, before any pixel is decoded
 
 
@@ -76,15 +79,14 @@ def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     return image if mode == "RGB" else image.convert("RGB")
 
 
-def decode_upright_rgb(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_short_side: int = 0
-) -> "tuple[PIL.Image.Image, tuple[int, int]] | Rejected":
-    """The first frame of an image file as upright 8-bit RGB and its stored (width, height), or why not.
+@dataclasses.dataclass(frozen=True)
+class _Decoded:
+    image: PIL.Image.Image  # upright 8-bit RGB
+    stored_size: tuple[int, int]  # (width, height) as the file stores it
+    as_stored: bool  # a baseline JPEG's own RGB pixels: no reduced-scale decode, no turn, no conversion
 
-    With ``draft_short_side``, a large JPEG is decoded directly at a reduced scale (1/2, 1/4, 1/8)
-    that keeps its short side at least that long: the same bytes always give the same pixels, at a
-    fraction of the cost.
-    """
+
+def _decode(data: bytes, max_pixels: int, draft_short_side: int) -> "_Decoded | Rejected":
     if not data:
         return Rejected(EMPTY)
     try:
@@ -112,14 +114,31 @@ def decode_upright_rgb(
         return Rejected(reason, str(error))
     except Exception as error:
         return Rejected(UNDECODABLE, f"{type(error).__name__}: {error}")
+    as_stored = image.format == "JPEG" and image.mode == "RGB" and image.size == (width, height)
     try:
-        image = PIL.ImageOps.exif_transpose(image)
+        orientation = image.getexif().get(_ORIENTATION, 1)
+        if orientation != 1:
+            as_stored = False
+            PIL.ImageOps.exif_transpose(image, in_place=True)
     except Exception:  # unreadable EXIF: keep the stored orientation
-        pass
+        as_stored = False
     try:
-        return _to_rgb(image), (width, height)
+        return _Decoded(_to_rgb(image), (width, height), as_stored)
     except Exception as error:
         return Rejected(UNDECODABLE, f"cannot convert mode {image.mode} to RGB: {error}")
+
+
+def decode_upright_rgb(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_short_side: int = 0
+) -> "tuple[PIL.Image.Image, tuple[int, int]] | Rejected":
+    """The first frame of an image file as upright 8-bit RGB and its stored (width, height), or why not.
+
+    With ``draft_short_side``, a large JPEG is decoded directly at a reduced scale (1/2, 1/4, 1/8)
+    that keeps its short side at least that long: the same bytes always give the same pixels, at a
+    fraction of the cost.
+    """
+    result = _decode(data, max_pixels, draft_short_side)
+    return result if isinstance(result, Rejected) else (result.image, result.stored_size)
 
 
 def downscale(image: PIL.Image.Image, max_side: int) -> PIL.Image.Image:
@@ -140,20 +159,26 @@ def normalize_image(
 
     The content id hashes the decoded pixels (for a large JPEG, those of the reduced-scale decode);
     the perceptual hash is taken of the normalized image, so it does not depend on the input size.
+    A JPEG that needs nothing (upright RGB, short side at most ``max_side``) keeps its own bytes:
+    re-encoding would only lose quality and time.
     """
-    result = decode_upright_rgb(data, max_pixels, draft_short_side=max_side)
+    result = _decode(data, max_pixels, draft_short_side=max_side)
     if isinstance(result, Rejected):
         return result
-    decoded, (stored_width, stored_height) = result
+    decoded, (stored_width, stored_height) = result.image, result.stored_size
     # Upright original size: a 90° EXIF turn swaps the stored width and height.
     swapped = (decoded.size[0] > decoded.size[1]) != (stored_width > stored_height)
     original_width, original_height = (stored_height, stored_width) if swapped else (stored_width, stored_height)
     identity = content_id(np.asarray(decoded))
     small = downscale(decoded, max_side)
-    buffer = io.BytesIO()
-    small.save(buffer, "JPEG", quality=jpeg_quality)
+    if result.as_stored and small is decoded:
+        encoded = data
+    else:
+        buffer = io.BytesIO()
+        small.save(buffer, "JPEG", quality=jpeg_quality)
+        encoded = buffer.getvalue()
     return NormalizedImage(
-        encoded=buffer.getvalue(),
+        encoded=encoded,
         format="jpeg",
         height=small.size[1],
         width=small.size[0],
@@ -162,3 +187,24 @@ def normalize_image(
         original_height=original_height,
         original_width=original_width,
     )
+
+
+def stored_image(
+    source: str, key: str, data: bytes, max_side: int, jpeg_quality: int, max_pixels: int
+) -> "tuple[Candidate, bytes] | Rejected":
+    """One input file → what build_npdd keeps of it: its dedupe candidate and its encoded IMAGE record
+    (or why it was rejected). A decoder bug becomes a rejection: one bad file must not end a
+    million-image job. Module-level, picklable and TensorFlow-free: build_npdd's worker processes run it.
+    """
+    try:
+        image = normalize_image(data, max_side, jpeg_quality, max_pixels)
+        if isinstance(image, Rejected):
+            return image
+        record = {
+            "image": image.encoded, "format": image.format, "height": image.height, "width": image.width,
+            "id": image.id, "phash": image.phash, "source": source, "source_key": key,
+            "original_height": image.original_height, "original_width": image.original_width,
+        }
+        return make_candidate(record), encode(IMAGE, record)
+    except Exception as error:
+        return Rejected(UNDECODABLE, f"{type(error).__name__}: {error}")

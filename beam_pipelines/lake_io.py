@@ -64,18 +64,23 @@ class ReadRecords(beam.PTransform):
 
 def write_shard_file(output: str, kind: RecordKind, index: int, num_shards: int, records: list) -> dict:
     """Write one shard (records sorted by id) under a temporary name, then rename; returns its stats."""
+    records = sorted(records, key=lambda r: (r["id"], r["source"], r["source_key"]))
+    return write_encoded_shard_file(output, index, num_shards, [encode(kind, record) for record in records])
+
+
+def write_encoded_shard_file(output: str, index: int, num_shards: int, examples: list[bytes]) -> dict:
+    """Write one shard of already encoded records (in the order given) under a temporary name, then rename."""
     import tensorflow as tf
 
-    records = sorted(records, key=lambda r: (r["id"], r["source"], r["source_key"]))
     fileio.makedirs(output)
     path = fileio.join(output, shard_filename(SHARD_PREFIX, index, num_shards))
     temporary = path + ".tmp"
     with tf.io.TFRecordWriter(temporary) as writer:
-        for record in records:
-            writer.write(encode(kind, record))
+        for example in examples:
+            writer.write(example)
     tf.io.gfile.rename(temporary, path, overwrite=True)
-    logging.info("wrote shard %d of %d (%d records) in %s", index + 1, num_shards, len(records), output)
-    return {"index": index, "records": len(records), "bytes": tf.io.gfile.stat(path).length}
+    logging.info("wrote shard %d of %d (%d records) in %s", index + 1, num_shards, len(examples), output)
+    return {"index": index, "records": len(examples), "bytes": tf.io.gfile.stat(path).length}
 
 
 def shard_slots(pipeline, num_shards, label: str = "Slots"):

@@ -1,13 +1,16 @@
-"""Benchmark: copycat-build-npdd vs imagededup's PHash on the same JPEG files, at N and 4N images.
+"""Benchmark: copycat-build-npdd vs imagededup's PHash on the same JPEG files, at several sizes.
 
 Baseline: imagededup's PHash.encode_images + find_duplicates (brute_force_cython search, the
-library's default), with 2 encode and 2 search workers. copycat: the whole build_npdd pipeline on
+library's default), with one encode and one search worker per core; its search alone is timed too,
+because it grows with the square of the image count. copycat: the whole build_npdd pipeline on
 DirectRunner (decode, validate, content id, normalize + re-encode, pHash, exact and banded near
-dedupe, sharded TFRecord writing, reports, manifest, TFDS metadata), once in one process and once
-with 2 worker processes. Both see the same files; the baseline does far less work per image.
+dedupe, sharded TFRecord writing, reports, manifest, TFDS metadata), once in one process
+(--workers=1) and once on every core (the default). Both see the same files; the baseline does far
+less work per image. Every size is measured in the same run, so the ratios compare like with like.
 
     make bench-venv
-    .bench-venv/bin/python benchmarks/build_npdd_vs_imagededup.py --n=1000
+    .bench-venv/bin/python benchmarks/build_npdd_vs_imagededup.py --n=1000      # N and 4N images
+    .bench-venv/bin/python benchmarks/build_npdd_vs_imagededup.py --scale       # 4k, 16k, 64k (~30 min)
 
 The files are ~500x375 JPEGs (quality 90) cut from the bundled photos at random scales and
 positions, with 10% planted copies (byte copies and resized, re-encoded ones).
@@ -60,30 +63,46 @@ def make_jpegs(folder: str, count: int, seed: int) -> None:
             handle.write(data)
 
 
-def time_imagededup(folder: str, bits: int) -> tuple[float, int]:
+def time_imagededup(folder: str, bits: int, workers: int) -> tuple[float, float, int]:
+    """(total seconds, seconds of the duplicate search alone, images flagged)."""
     from imagededup.methods import PHash
 
     start = time.perf_counter()
     hasher = PHash(verbose=False)
-    encodings = hasher.encode_images(image_dir=folder, num_enc_workers=2)
-    duplicates = hasher.find_duplicates(encoding_map=encodings, max_distance_threshold=bits, num_dist_workers=2)
-    elapsed = time.perf_counter() - start
-    return elapsed, sum(1 for v in duplicates.values() if v)
+    encodings = hasher.encode_images(image_dir=folder, num_enc_workers=workers)
+    searched = time.perf_counter()
+    duplicates = hasher.find_duplicates(encoding_map=encodings, max_distance_threshold=bits, num_dist_workers=workers)
+    end = time.perf_counter()
+    return end - start, end - searched, sum(1 for v in duplicates.values() if v)
 
 
 def time_copycat(folder: str, output: str, bits: int, workers: int) -> tuple[float, dict]:
+    """Seconds of the whole build with ``workers`` local processes (0: every core), and its counts."""
     from beam_pipelines.build_npdd import BuildNpddConfig, run
 
-    args = [f"--direct_num_workers={workers}", "--direct_running_mode=multi_processing"] if workers > 1 else []
     shutil.rmtree(output, ignore_errors=True)
     start = time.perf_counter()
-    manifest = run(BuildNpddConfig(sources=[f"dir:{folder}"], output=output, near_dup_bits=bits), pipeline_args=args)
-    return time.perf_counter() - start, manifest.counts
+    manifest = run(BuildNpddConfig(sources=[f"dir:{folder}"], output=output, near_dup_bits=bits, workers=workers))
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(output, ignore_errors=True)
+    return elapsed, manifest.counts
+
+
+def _row(count: int, folder: str, work: str, bits: int, cores: int) -> dict:
+    baseline, search, groups = time_imagededup(folder, bits, cores)
+    single, counts = time_copycat(folder, os.path.join(work, "npdd1"), bits, workers=1)
+    every, every_counts = time_copycat(folder, os.path.join(work, "npddN"), bits, workers=0)
+    assert every_counts == counts, (every_counts, counts)  # the same job, only faster
+    print(f"{count} images: imagededup {count / baseline:.0f}/s (search {search:.1f} s), copycat 1 process "
+          f"{count / single:.0f}/s, {cores} cores {count / every:.0f}/s; copycat kept {counts['kept']}, removed "
+          f"{counts['exact_duplicates']}+{counts['near_duplicates']}; imagededup flagged {groups} images", flush=True)
+    return {"count": count, "baseline": baseline, "search": search, "single": single, "every": every}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000, help="the smaller size; the larger is 4N")
+    parser.add_argument("--scale", action="store_true", help="4,000, 16,000 and 64,000 images instead of N and 4N")
     parser.add_argument("--bits", type=int, default=8, help="near-duplicate threshold for both tools")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -94,30 +113,36 @@ def main() -> None:
     # the other order crashes the process.
     import imagededup.methods  # noqa: F401
     import beam_pipelines.build_npdd  # noqa: F401
+    from beam_pipelines.local_workers import available_cores
 
+    cores = available_cores()
+    sizes = (4000, 16000, 64000) if args.scale else (args.n, 4 * args.n)
     work = tempfile.mkdtemp(prefix="bench_npdd_")
     rows = []
     try:
-        for count in (args.n, 4 * args.n):
+        warm = os.path.join(work, "warm")
+        make_jpegs(warm, 20, args.seed + 1)
+        for workers in (1, 0):  # first-use costs (TFDS metadata, worker start) are paid outside the clock
+            time_copycat(warm, os.path.join(work, "npdd_warm"), args.bits, workers)
+        for count in sizes:
             folder = os.path.join(work, f"jpegs{count}")
             make_jpegs(folder, count, args.seed)
-            baseline, groups = time_imagededup(folder, args.bits)
-            single, counts = time_copycat(folder, os.path.join(work, "npdd1"), args.bits, workers=1)
-            double, _ = time_copycat(folder, os.path.join(work, "npdd2"), args.bits, workers=2)
-            rows.append((count, baseline, single, double, counts, groups))
-            print(f"{count} images: imagededup {count / baseline:.0f}/s, copycat 1 process {count / single:.0f}/s, "
-                  f"2 processes {count / double:.0f}/s; copycat kept {counts['kept']}, removed "
-                  f"{counts['exact_duplicates']}+{counts['near_duplicates']}; imagededup flagged {groups} images", flush=True)
+            rows.append(_row(count, folder, work, args.bits, cores))
+            shutil.rmtree(folder, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print("\n| images | imagededup img/s | copycat 1 proc img/s | ratio | copycat 2 procs img/s | ratio |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for count, baseline, single, double, _, _ in rows:
-        print(f"| {count} | {count / baseline:.0f} | {count / single:.0f} | {baseline / single:.2f} | "
-              f"{count / double:.0f} | {baseline / double:.2f} |")
-    (n, b1, s1, d1, _, _), (n4, b4, s4, d4, _, _) = rows
-    print(f"\ngrowth of wall time from N={n} to 4N={n4} (4.00 is linear): imagededup {b4 / b1:.2f}, "
-          f"copycat 1 proc {s4 / s1:.2f}, copycat 2 procs {d4 / d1:.2f}")
+    print(f"\n| images | imagededup img/s | its search s | copycat 1 process img/s | copycat {cores} cores img/s "
+          f"| cores / 1 process | copycat {cores} cores / imagededup |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        n = r["count"]
+        print(f"| {n} | {n / r['baseline']:.0f} | {r['search']:.1f} | {n / r['single']:.0f} | {n / r['every']:.0f} | "
+              f"{r['single'] / r['every']:.2f} | {r['baseline'] / r['every']:.2f} |")
+    first, last = rows[0], rows[-1]
+    factor = last["count"] / first["count"]
+    print(f"\ngrowth of wall time from {first['count']} to {last['count']} images ({factor:.2f} is linear): "
+          f"imagededup {last['baseline'] / first['baseline']:.2f} (its search {last['search'] / first['search']:.2f}), "
+          f"copycat 1 process {last['single'] / first['single']:.2f}, {cores} cores {last['every'] / first['every']:.2f}")
 
 
 if __name__ == "__main__":

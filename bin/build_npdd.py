@@ -4,53 +4,29 @@
     copycat-build-npdd --source=tfds:imagenet2012:train --source=tfds:coco/2017:train \
         --tfds_data_dir=gs://BUCKET/tfds --output=gs://BUCKET/lake/npdd \
         --runner=DataflowRunner --project=P --region=R --temp_location=gs://BUCKET/tmp
+
+A local run decodes and hashes on every core of the machine (--workers); the output does not depend
+on how many.
 """
 
 from absl import flags
 
+from beam_pipelines.build_npdd_config import BuildNpddConfig  # no Beam: defining and checking flags stays fast
 from copycat_bin import app
 from copycat_tf.errors import CopycatError
 
 app.define_common_flags(beam_stage=True)
-flags.DEFINE_multi_string(
-    "source", None,
-    "Repeatable. dir:GLOB (any file pattern Beam reads: local, gs://; a plain folder means every file below it), "
-    "tfds:NAME[:SPLIT] (a prepared TFDS dataset, e.g. imagenet2012, coco/2017, visual_domain_decathlon/imagenet12; "
-    "all splits when SPLIT is left out) or bundled (random crops of photos shipped with scikit-image/scikit-learn).",
-)
-flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir for tfds: sources (default: TFDS's own).")
-flags.DEFINE_integer("bundled_crops", 2000, "How many random crops the bundled source cuts.")
-flags.DEFINE_integer("max_side", 256, "Downscale so that the short side is at most this many pixels.")
-flags.DEFINE_integer("jpeg_quality", 90, "JPEG quality (1-100) of the stored images.")
-flags.DEFINE_integer(
-    "near_dup_bits", 8,
-    "Images whose 64-bit pHashes differ in at most this many bits are near duplicates (0 keeps only exact dedupe).",
-)
-flags.DEFINE_integer("max_pixels", 89_478_485, "Images with more pixels are rejected as decompression bombs.")
-flags.DEFINE_float("max_file_mb", 64.0, "Files larger than this are rejected unread.")
-flags.DEFINE_integer("num_shards", 0, "Number of image shards; 0 sizes them by --shard_mb.")
-flags.DEFINE_float("shard_mb", 128.0, "Target shard size when --num_shards is 0.")
-flags.DEFINE_integer("max_bucket", 256, "Hash buckets above this size are split further before pairwise checks.")
+app.define_config_flags(BuildNpddConfig)  # every other flag: a BuildNpddConfig field, its default and its help text
 FLAGS = flags.FLAGS
 
 
-def _check_flags() -> None:
+def main(argv: list[str]) -> int:
     if not FLAGS.source:
         raise CopycatError("--source is required, e.g. --source=bundled or --source=dir:/data/photos/*.jpg")
-    if not FLAGS.output:
-        raise CopycatError("--output is required: the NPDD folder to write, e.g. --output=lake/npdd")
-
-
-def main(argv: list[str]) -> int:
-    _check_flags()
+    app.require("output")
     from beam_pipelines import build_npdd
 
-    config = build_npdd.BuildNpddConfig(
-        sources=FLAGS.source, output=FLAGS.output, max_side=FLAGS.max_side, jpeg_quality=FLAGS.jpeg_quality,
-        near_dup_bits=FLAGS.near_dup_bits, max_pixels=FLAGS.max_pixels, max_file_mb=FLAGS.max_file_mb,
-        bundled_crops=FLAGS.bundled_crops, seed=FLAGS.seed, tfds_data_dir=FLAGS.tfds_data_dir,
-        num_shards=FLAGS.num_shards, shard_mb=FLAGS.shard_mb, max_bucket=FLAGS.max_bucket,
-    )
+    config = app.config_from_flags(BuildNpddConfig)
     manifest = build_npdd.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
     counts = manifest.counts
     print(

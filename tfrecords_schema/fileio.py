@@ -1,11 +1,17 @@
 """File access for lake folders that may be local paths or remote (``gs://...``) URLs.
 
 Everything goes through tf.io.gfile, which knows the same filesystems TensorFlow reads from.
+TensorFlow is imported on the first file access, not with the package: the per-image workers of
+build_npdd use the lake's hashing and image records without paying TensorFlow's import.
 """
 
 import posixpath
 
-import tensorflow as tf
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
 
 
 def join(folder: str, *parts: str) -> str:
@@ -14,19 +20,19 @@ def join(folder: str, *parts: str) -> str:
 
 
 def exists(path: str) -> bool:
-    return tf.io.gfile.exists(str(path))
+    return _gfile().exists(str(path))
 
 
 def makedirs(folder: str) -> None:
-    tf.io.gfile.makedirs(str(folder))
+    _gfile().makedirs(str(folder))
 
 
 def glob(pattern: str) -> list[str]:
-    return sorted(tf.io.gfile.glob(str(pattern)))
+    return sorted(_gfile().glob(str(pattern)))
 
 
 def read_text(path: str) -> str:
-    with tf.io.gfile.GFile(str(path), "r") as handle:
+    with _gfile().GFile(str(path), "r") as handle:
         return handle.read()
 
 
@@ -34,6 +40,6 @@ def write_text_atomically(path: str, text: str) -> None:
     """Write via a temporary file and rename, so readers never see half a file."""
     path = str(path)
     temporary = path + ".tmp"
-    with tf.io.gfile.GFile(temporary, "w") as handle:
+    with _gfile().GFile(temporary, "w") as handle:
         handle.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
+    _gfile().rename(temporary, path, overwrite=True)

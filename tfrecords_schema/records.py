@@ -83,21 +83,51 @@ def _check_version(kind: RecordKind, version: Any) -> None:
 
 
 def encode(kind: RecordKind, record: Mapping[str, Any]) -> bytes:
-    """Serialized tf.train.Example bytes of a validated record."""
-    import tensorflow as tf  # the Example proto lives in TensorFlow
+    """Serialized tf.train.Example bytes of a validated record.
 
+    Written with the protobuf wire format directly (no TensorFlow import), so the per-image
+    workers of build_npdd can encode records; TensorFlow parses the bytes as the same Example
+    (tested against ``tf.train.Example``).
+    """
     checked = validate(kind, record)
-    feature = {VERSION_FEATURE: tf.train.Feature(int64_list=tf.train.Int64List(value=[SCHEMA_VERSION]))}
+    entries = [_feature_entry(VERSION_FEATURE, _int64_feature(SCHEMA_VERSION))]
     for field in kind.fields:
         value = checked[field.name]
         if field.dtype == BYTES:
-            feature[field.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+            feature = _bytes_feature(value)
         elif field.dtype == STRING:
-            feature[field.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+            feature = _bytes_feature(value.encode())
         else:
-            stored = to_signed64(value) if field.name == _PHASH else value
-            feature[field.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[stored]))
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+            feature = _int64_feature(to_signed64(value) if field.name == _PHASH else value)
+        entries.append(_feature_entry(field.name, feature))
+    features = b"".join(_length_delimited(1, entry) for entry in entries)  # Features.feature (a map)
+    return _length_delimited(1, features)  # Example.features
+
+
+def _varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # a negative int64 is sent as its 64-bit two's complement (10 bytes)
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _length_delimited(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _bytes_feature(value: bytes) -> bytes:
+    return _length_delimited(1, _length_delimited(1, value))  # Feature.bytes_list = BytesList(value=[value])
+
+
+def _int64_feature(value: int) -> bytes:
+    return _length_delimited(3, _length_delimited(1, _varint(value)))  # Feature.int64_list, packed values
+
+
+def _feature_entry(name: str, feature: bytes) -> bytes:
+    return _length_delimited(1, name.encode()) + _length_delimited(2, feature)  # map entry: key 1, value 2
 
 
 def decode(kind: RecordKind, serialized: bytes) -> dict:

@@ -160,6 +160,23 @@ def test_shuffled_input_order_gives_identical_output(planted, tmp_path):
     assert sorted(_lines(root / "npdd", "duplicates"), key=key) == sorted(_lines(tmp_path / "npdd", "duplicates"), key=key)
 
 
+def test_every_core_writes_the_bytes_of_the_one_process_run(planted, tmp_path):
+    # issue #15: the worker processes change only the speed, never the output
+    root, _, _ = planted
+    sources = [f"dir:{root / 'a'}", f"dir:{root / 'b'}"]
+    outputs = {}
+    for workers in (1, 3):
+        folder = tmp_path / f"npdd{workers}"
+        manifest = run(BuildNpddConfig(sources=sources, output=str(folder), num_shards=3, workers=workers))
+        shards = [open(path, "rb").read() for path in list_shards(str(folder))]
+        reports = {prefix: sorted(json.dumps(row, sort_keys=True) for row in _lines(folder, prefix))
+                   for prefix in ("duplicates", "rejects")}
+        outputs[workers] = (shards, reports, manifest.counts, manifest.extra)
+    assert len(outputs[1][0]) == 3 and all(outputs[1][0])
+    assert outputs[1] == outputs[3]
+    assert outputs[1][1]["duplicates"] and outputs[1][1]["rejects"]  # both reports have lines to compare
+
+
 def test_awkward_images_are_kept_upright(tmp_path, pixels_of):
     files = awkward_files()
     folder = tmp_path / "awkward"

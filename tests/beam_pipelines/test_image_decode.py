@@ -1,5 +1,7 @@
 """Decoding, validation and normalization of single images (no Beam)."""
 
+import io
+
 import imagehash
 import numpy as np
 import PIL.Image
@@ -84,3 +86,31 @@ def test_large_jpeg_is_decoded_reduced_but_keeps_its_original_size(pixels_of):
     assert normalize_image(data, max_side=256).id == result.id  # same bytes, same id
     reference = np.asarray(large.resize((341, 256), PIL.Image.Resampling.LANCZOS)).astype(int)
     assert np.abs(pixels_of(result.encoded).astype(int) - reference).mean() < 8
+
+
+# Issue #15: a JPEG that needs nothing keeps its own bytes; every other input is re-encoded.
+
+
+def test_small_upright_rgb_jpeg_keeps_its_bytes_exactly():
+    data = encode(photo("coffee.png", (0, 0, 200, 150)), "JPEG", quality=97)
+    result = normalize_image(data, max_side=256, jpeg_quality=60)
+    assert result.encoded == data  # neither re-encoded at quality 60 nor touched
+    assert (result.height, result.width) == (150, 200)
+    decoded = np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))
+    assert result.id == content_id(decoded)
+
+
+@pytest.mark.parametrize("case", ["needs_resizing", "exif_rotated.jpg", "cmyk.jpg", "grayscale", "png"])
+def test_jpeg_pass_through_never_applies_when_the_image_needs_work(case):
+    if case == "needs_resizing":
+        data = encode(photo("coffee.png", (0, 0, 400, 300)), "JPEG", quality=90)
+    elif case == "grayscale":
+        data = encode(photo("coffee.png", (0, 0, 200, 150)).convert("L"), "JPEG", quality=90)
+    elif case == "png":
+        data = encode(photo("coffee.png", (0, 0, 200, 150)))
+    else:
+        data = AWKWARD[case][0]
+    result = normalize_image(data, max_side=256 if case == "needs_resizing" else 1000)
+    assert result.encoded != data
+    assert PIL.Image.open(io.BytesIO(result.encoded)).mode == "RGB"  # what the lake promises
+    assert min(result.height, result.width) <= (256 if case == "needs_resizing" else 1000)

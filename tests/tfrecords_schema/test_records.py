@@ -23,6 +23,43 @@ def test_round_trip_keeps_every_value(kind, make):
     assert decode(kind, encode(kind, record)) == record
 
 
+def _tf_example(kind, record) -> "tf.train.Example":
+    """The Example TensorFlow itself builds for a record (the independent implementation)."""
+    checked = validate(kind, record)
+    feature = {"schema_version": tf.train.Feature(int64_list=tf.train.Int64List(value=[SCHEMA_VERSION]))}
+    for field in kind.fields:
+        value = checked[field.name]
+        if isinstance(value, bytes):
+            feature[field.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        elif isinstance(value, str):
+            feature[field.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+        else:
+            value = value - (1 << 64) if value >= 1 << 63 else value
+            feature[field.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+@pytest.mark.parametrize("phash", [0, 1, 0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, (1 << 64) - 1])
+@pytest.mark.parametrize("kind,make", [(IMAGE, image_record), (LABELED_IMAGE, labeled_record)])
+def test_encoded_bytes_parse_as_the_example_tensorflow_builds(kind, make, phash):
+    # encode writes the wire format itself (TensorFlow-free, for the per-image workers): TensorFlow's
+    # parser must see the very Example that tf.train.Example would have built, negative int64s included
+    record = make(5, phash=phash, source_key="ünïcode/ключ.jpg", image=bytes(range(256)) * 3)
+    assert tf.train.Example.FromString(encode(kind, record)) == _tf_example(kind, record)
+
+
+def test_encoding_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, PIL.Image\nfrom tfrecords_schema import IMAGE, encode\n"
+            "from tfrecords_schema.image_records import image_record\n"
+            "encode(IMAGE, image_record(PIL.Image.new('RGB', (9, 8), 'red'), 'test:x', 'k'))\n"
+            "print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "False", done.stderr
+
+
 def test_phash_with_top_bit_set_survives_int64_storage():
     record = image_record(2, phash=0xFFFF_0000_1234_5678)
     assert decode(IMAGE, encode(IMAGE, record))["phash"] == 0xFFFF_0000_1234_5678

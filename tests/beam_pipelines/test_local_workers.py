@@ -1,0 +1,92 @@
+"""Issue #15: every core of one machine for build_npdd's per-image work, results in input order."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+from beam_pipelines import local_workers
+from beam_pipelines.progress import Progress
+
+
+def _square_and_pid(x):
+    return x * x, os.getpid()
+
+
+def _die(x):
+    if x == 3:
+        os._exit(7)  # a decoder that crashes the process (a segfault in C code looks the same)
+    return x
+
+
+def test_results_come_back_in_input_order_from_several_processes():
+    pool = local_workers.OrderedPool(_square_and_pid, workers=2, chunk=3, window=2)
+    try:
+        done = []
+        for i in range(40):
+            done += list(pool.put(i, (i,)))
+            assert len(done) <= i + 1
+        done += list(pool.drain())
+    finally:
+        pool.close()
+    assert [key for key, _ in done] == list(range(40))
+    assert [result[0] for _, result in done] == [i * i for i in range(40)]
+    assert len({result[1] for _, result in done} - {os.getpid()}) == 2  # two workers, neither is this process
+
+
+def test_a_crashed_worker_fails_the_work_instead_of_hanging():
+    pool = local_workers.OrderedPool(_die, workers=2, chunk=1)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            for i in range(8):
+                list(pool.put(i, (i,)))
+            list(pool.drain())
+    finally:
+        pool.close()
+
+
+def test_every_core_only_where_beam_runs_in_this_process():
+    cores = local_workers.available_cores()
+    assert local_workers.worker_count(0, "DirectRunner") == cores
+    assert local_workers.worker_count(3, "DirectRunner") == 3
+    assert local_workers.worker_count(0, "DataflowRunner") == 1  # Dataflow spreads the work itself
+    assert local_workers.worker_count(0, "DirectRunner", ["--direct_num_workers=2"]) == 1  # Beam's own processes
+    with pytest.raises(ValueError):
+        local_workers.worker_count(-1, "DirectRunner")
+
+
+def test_a_script_without_a_main_guard_can_use_the_pool(tmp_path):
+    # workers must not re-run the caller's __main__ (spawn would, and fail or recurse)
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent("""
+        from beam_pipelines.local_workers import OrderedPool
+        from tests.beam_pipelines.test_local_workers import _square_and_pid
+        pool = OrderedPool(_square_and_pid, workers=2, chunk=2)
+        out = [r[0] for _, r in list(pool.put(0, (5,))) + list(pool.put(1, (6,))) + list(pool.drain())]
+        pool.close()
+        print("RESULT", out)
+    """))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": root})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("RESULT") == 1 and "RESULT [25, 36]" in done.stdout
+
+
+def test_progress_line_tells_rate_and_time_left():
+    now = [0.0]
+    progress = Progress("build_npdd: normalized", expected=100, every=5.0, clock=lambda: now[0])
+    for _ in range(19):
+        now[0] += 0.25  # 4 images/s
+        progress.step()
+    assert progress.lines == []  # 4.75 s: too early for a line
+    now[0] += 0.25
+    progress.step()
+    assert progress.lines == ["build_npdd: normalized 20 of 100 images, 4 images/s, about 20 s left"]
+    now[0] += 0.5
+    progress.step(2)
+    progress.finish()
+    assert progress.lines[-1] == "build_npdd: normalized 22 of 100 images, 4 images/s, about 20 s left"

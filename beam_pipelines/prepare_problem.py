@@ -18,8 +18,8 @@ import apache_beam as beam
 
 from beam_pipelines import lake_io
 from beam_pipelines.image_decode import decode_upright_rgb, Rejected
+from beam_pipelines.prepare_problem_config import PrepareProblemConfig
 from beam_pipelines.runner import DIRECT, make_pipeline
-from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.problems import FOLDER_PROBLEMS, SPLIT_WORDS, SPLITS, Problem, get_problem
 from tfrecords_schema import LABELED_IMAGE, Manifest, fileio, write_manifest
 from tfrecords_schema.image_records import image_record
@@ -28,21 +28,6 @@ from tfrecords_schema.tfds_features import write_tfds_metadata
 STAGE = "prepare_problem"
 PRIORITY = ("tdd", "odd", "pdd")
 log = logging.getLogger("copycat.prepare_problem")
-
-
-@dataclasses.dataclass
-class PrepareProblemConfig:
-    problem: str
-    output: str
-    data_dir: str = "data"
-    tfds_data_dir: str | None = None
-    seed: int = 0
-
-    RULES = (Rule("seed", "seed", 0),)
-
-    def validate(self) -> None:
-        """Refuse out-of-range numbers (one line naming the flag) before any work."""
-        check_rules(self, self.RULES)
 
 
 def problem_record(data: bytes, label: int, source: str, key: str):

@@ -7,12 +7,11 @@
 
 from absl import flags
 
+from beam_pipelines.prepare_problem_config import PrepareProblemConfig  # no Beam: flags stay fast
 from copycat_bin import app
 
 app.define_common_flags(beam_stage=True)
-flags.DEFINE_string("problem", "digits", "digits, DIG10, SHN10, GOC9, ACT101, FER7, PED2, SIG30, folder:PATH or tfds:NAME.")
-flags.DEFINE_string("data_dir", "data", "Where the image-folder problems (FER7, PED2, SIG30) live: DATA_DIR/NAME/{odd,pdd,tdd}/CLASS/.")
-flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir of the prepared datasets of TFDS problems.")
+app.define_config_flags(PrepareProblemConfig)  # every other flag: a PrepareProblemConfig field, default and help
 FLAGS = flags.FLAGS
 
 
@@ -20,8 +19,7 @@ def main(argv: list[str]) -> int:
     app.require("output")
     from beam_pipelines import prepare_problem
 
-    config = prepare_problem.PrepareProblemConfig(problem=FLAGS.problem, output=FLAGS.output, data_dir=FLAGS.data_dir,
-                                                  tfds_data_dir=FLAGS.tfds_data_dir, seed=FLAGS.seed)
+    config = app.config_from_flags(PrepareProblemConfig)
     manifests = prepare_problem.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
     for split, manifest in manifests.items():
         print(f"{split}: {manifest.counts['kept']} images, per class {manifest.extra['label_histogram']}")

@@ -15,7 +15,7 @@ import json
 import logging
 import os
 
-from copycat_tf.config_checks import Rule, check_rules
+from copycat_tf.config_checks import Rule, check_rules, option
 from copycat_tf.errors import CopycatError
 from copycat_tf.experiment import plan, run_experiment
 from copycat_tf.run_dir import RunDir, RunName, lake_manifest
@@ -30,15 +30,19 @@ CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 
 @dataclasses.dataclass
 class DemoConfig:
-    output: str
-    crops: int = 6000  # bundled random crops queried as the NPDD
-    per_class: int = 400  # balanced NPDD-SL images per class
-    epochs: int = 8
-    width: float = 0.25
-    input_size: int = 32
-    seed: int = 0
-    seeds: int = 3  # replicates of the NPDD copycats: seeds seed, seed+1, ... each with a target of its own
-    config: str = CONFIG  # the recipe; the fields above override its values
+    """The demo's knobs; ``bin/demo.py`` generates its flags from these fields (this module is light)."""
+
+    output: str = option("demo_output", "Folder for the lake, the runs, the report and summary.json.")
+    crops: int = option(6000, "Random crops of the bundled photos queried as the NPDD.")
+    per_class: int = option(400, "Balanced NPDD-SL images per class.")
+    epochs: int = option(8, "Training epochs of each run (fine-tuning takes half).")
+    width: float = option(0.25, "Width multiplier of the VGG16-BN models.")
+    input_size: int = option(32, "Input side in pixels of every model.")
+    seed: int = option(0, "Seed of every step.")
+    seeds: int = option(3, "Seeds of the NPDD copycats (seed, seed+1, ...), each against a target of its own; "
+                           "their copy performance is reported as mean ± std.")
+    config: str = option(CONFIG, "The recipe (default: configs/demo.json of this checkout); the flags above "
+                                 "override it.")
 
     RULES = (Rule("crops", "crops", 1, 10_000_000), Rule("per_class", "per_class", 1, 10_000_000),
              Rule("epochs", "epochs", 1, 10_000), Rule("width", "width", 0, 4, above=True),

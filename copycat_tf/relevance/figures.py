@@ -5,38 +5,20 @@ the copycat (wrong/correct). Each grid row shows the input, the target's map and
 (several copycats side by side, e.g. a data curve). Each model's map explains its own answer.
 """
 
-import dataclasses
 import json
 import logging
 import os
 
 import numpy as np
 
-from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.relevance import explain, similarity
+from copycat_tf.relevance_config import RelevanceConfig
 from copycat_tf.run_dir import MODEL, RunDir
 from copycat_tf.stage_output import claim_output
 
 GROUPS = ("correct-correct", "correct-wrong", "wrong-correct")
 log = logging.getLogger("copycat.relevance")
-
-
-@dataclasses.dataclass
-class RelevanceConfig:
-    target: str
-    copycats: list[str]
-    images: str
-    output: str
-    method: str = "lrp-composite"
-    count: int = 4
-    max_images: int = 500
-
-    RULES = (Rule("count", "count", 1, 10_000), Rule("max_images", "max_images", 1, 10_000_000))
-
-    def validate(self) -> None:
-        """Refuse out-of-range numbers (one line naming the flag) before any work."""
-        check_rules(self, self.RULES)
 
 
 def load_keras_model(path: str):

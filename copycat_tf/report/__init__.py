@@ -1,34 +1,16 @@
 """copycat-report: the paper's tables and figures for whatever runs exist, as Markdown and static HTML."""
 
-import dataclasses
 import html
 import logging
 import os
 
-from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from copycat_tf.report import figures, tables
 from copycat_tf.report.runs import Run, find_runs, from_npdd, stolen_folders
+from copycat_tf.report_config import ReportConfig
 from copycat_tf.stage_output import claim_output
 
 log = logging.getLogger("copycat.report")
-
-
-@dataclasses.dataclass
-class ReportConfig:
-    runs: list[str]
-    output: str
-    label_cost_per_image: float = 0.05  # what labeling one ODD image by hand would cost (Table 5)
-    price_per_1000: float = 1.0  # query price when the stealing run did not record one (Azure's, in the paper)
-    tsne_samples: int = 300
-    seed: int = 0
-
-    RULES = (Rule("label_cost_per_image", "label_cost_per_image", 0), Rule("price_per_1000", "price_per_1000", 0),
-             Rule("tsne_samples", "tsne_samples", 0, 1_000_000), Rule("seed", "seed", 0))
-
-    def validate(self) -> None:
-        """Refuse out-of-range numbers (one line naming the flag) before any work."""
-        check_rules(self, self.RULES)
 
 
 def _tsne_inputs(runs: list[Run]):

@@ -48,11 +48,17 @@ GENERATED = {"train": ("copycat_bin.train", "copycat_tf.training.config", "Train
              "balance": ("copycat_bin.balance", "beam_pipelines.balance_config", "BalanceConfig"),
              "evaluate": ("copycat_bin.evaluate", "copycat_tf.evaluation_config", "EvaluateConfig"),
              "steal_labels": ("copycat_bin.steal_labels", "beam_pipelines.steal_labels_config", "StealLabelsConfig"),
-             "ensemble": ("copycat_bin.ensemble", "copycat_tf.ensemble", "EnsembleConfig")}
+             "ensemble": ("copycat_bin.ensemble", "copycat_tf.ensemble", "EnsembleConfig"),
+             "build_npdd": ("copycat_bin.build_npdd", "beam_pipelines.build_npdd_config", "BuildNpddConfig"),
+             "prepare_problem": ("copycat_bin.prepare_problem", "beam_pipelines.prepare_problem_config",
+                                 "PrepareProblemConfig"),
+             "relevance": ("copycat_bin.relevance", "copycat_tf.relevance_config", "RelevanceConfig"),
+             "report": ("copycat_bin.report", "copycat_tf.report_config", "ReportConfig"),
+             "demo": ("copycat_bin.demo", "copycat_tf.demo", "DemoConfig")}
 OWN_FLAGS = {  # flags a binary defines that are no knob of its stage
     "train": set(), "balance": {"runner"},  # Beam stages' --runner (copycat_bin.app)
     "evaluate": {"output"},  # where the report JSON goes; the stage returns it
-    "steal_labels": {"runner"}, "ensemble": set(),
+    "steal_labels": {"runner"}, "ensemble": set(), "build_npdd": {"runner"}, "prepare_problem": {"runner"}, "relevance": set(), "report": set(), "demo": set(),
 }
 CHECKS = {  # flag types, per binary
     "train": {"train": "list of strings", "epochs": "int", "lr": "float", "deterministic": "bool", "val": "string"},
@@ -62,6 +68,11 @@ CHECKS = {  # flag types, per binary
                      "num_classes": "int", "adaptive_variants": "float", "pool_transforms": "list of strings",
                      "oracle_verify_tls": "bool", "strategy": "string"},
     "ensemble": {"members": "list of strings", "output": "string"},
+    "build_npdd": {"source": "multi string", "max_file_mb": "float", "workers": "int", "tfds_data_dir": "string"},
+    "prepare_problem": {"problem": "string", "data_dir": "string", "tfds_data_dir": "string"},
+    "relevance": {"target": "string", "copycat": "multi string", "count": "int", "max_images": "int"},
+    "report": {"runs": "multi string", "label_cost_per_image": "float", "tsne_samples": "int", "seed": "int"},
+    "demo": {"output": "string", "crops": "int", "width": "float", "seeds": "int", "config": "string"},
 }
 
 

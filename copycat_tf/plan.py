@@ -3,8 +3,9 @@
 A :class:`StageCall` names a stage binary, its arguments and the file that marks it finished. Plans
 (``copycat_tf.experiment.plan``) are pure functions of a config and an output folder, so they are
 tested by comparing call lists, in milliseconds. :func:`execute` runs the calls in order, each in a
-process of its own (or in-process through ``run_in_process`` for tests), skipping those whose marker
-exists, through the lake's file layer so ``gs://`` outputs work like local ones.
+process of its own (or through any other ``run`` function, as tests do), skipping those whose marker
+exists, through the lake's file layer so ``gs://`` outputs work like local ones. The stages a plan may
+call are those of the registry, ``copycat_tf.stages``.
 """
 
 import dataclasses
@@ -16,12 +17,10 @@ import sys
 import time
 from typing import Callable, Iterable, Sequence
 
+from copycat_tf import stages
 from copycat_tf.errors import CopycatError
 
 log = logging.getLogger("copycat.plan")
-
-STAGES = ("prepare-problem", "build-npdd", "steal-labels", "balance", "train", "ensemble", "evaluate", "relevance",
-          "report")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +32,8 @@ class StageCall:
     done: str
 
     def __post_init__(self):
-        if self.stage not in STAGES:
-            raise CopycatError(f"unknown stage {self.stage!r} in a plan; known: {', '.join(STAGES)}")
+        if self.stage not in stages.names():
+            raise CopycatError(f"unknown stage {self.stage!r} in a plan; known: {', '.join(stages.names())}")
 
     def flag(self, name: str) -> str | None:
         """The value of ``--name`` in this call (the last one given), or None."""
@@ -42,7 +41,7 @@ class StageCall:
         return values[-1] if values else None
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", f"copycat_bin.{self.stage.replace('-', '_')}", *self.args]
+        return [sys.executable, "-m", stages.get(self.stage).binary, *self.args]
 
 
 def join(folder: str, *parts: str) -> str:
@@ -56,9 +55,9 @@ def _exists(path: str) -> bool:
     return fileio.exists(path)
 
 
-def run_in_subprocess(call: StageCall) -> str:
+def run_in_subprocess(call: StageCall, cwd: str | None = None) -> str:
     """Run one call as a process of its own; a failure stops with its stderr. Returns its last stdout line."""
-    result = subprocess.run(call.command(), capture_output=True, text=True,
+    result = subprocess.run(call.command(), capture_output=True, text=True, cwd=cwd,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     if result.returncode != 0:
         raise CopycatError(f"step {call.stage} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")

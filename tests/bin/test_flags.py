@@ -20,6 +20,7 @@ from beam_pipelines.prepare_problem import PrepareProblemConfig
 from beam_pipelines.steal_labels import StealLabelsConfig
 from beam_pipelines.runner import beam_option_errors
 from copycat_tf.demo import DemoConfig
+from copycat_tf import stages
 from copycat_tf.errors import CopycatError
 from copycat_tf.evaluation import EvaluateConfig
 from copycat_tf.oracles import OracleSpec
@@ -43,18 +44,10 @@ CONFIGS = {
     "train": (lambda: TrainConfig(model="vgg16_bn", train=["t"], output="o"), "train.py"),
 }
 
-# Binaries whose flags are generated from their Config (issue #13: a knob is written once).
-GENERATED = {"train": ("copycat_bin.train", "copycat_tf.training.config", "TrainConfig"),
-             "balance": ("copycat_bin.balance", "beam_pipelines.balance_config", "BalanceConfig"),
-             "evaluate": ("copycat_bin.evaluate", "copycat_tf.evaluation_config", "EvaluateConfig"),
-             "steal_labels": ("copycat_bin.steal_labels", "beam_pipelines.steal_labels_config", "StealLabelsConfig"),
-             "ensemble": ("copycat_bin.ensemble", "copycat_tf.ensemble", "EnsembleConfig"),
-             "build_npdd": ("copycat_bin.build_npdd", "beam_pipelines.build_npdd_config", "BuildNpddConfig"),
-             "prepare_problem": ("copycat_bin.prepare_problem", "beam_pipelines.prepare_problem_config",
-                                 "PrepareProblemConfig"),
-             "relevance": ("copycat_bin.relevance", "copycat_tf.relevance_config", "RelevanceConfig"),
-             "report": ("copycat_bin.report", "copycat_tf.report_config", "ReportConfig"),
-             "demo": ("copycat_bin.demo", "copycat_tf.demo", "DemoConfig")}
+# Binaries whose flags are generated from their Config (issue #13: a knob is written once): every stage of
+# the registry that has a Config.
+GENERATED = {name.replace("-", "_"): (stage.binary, *stage.config.split(":"))
+             for name, stage in ((n, stages.get(n)) for n in stages.names()) if stage.config}
 OWN_FLAGS = {  # flags a binary defines that are no knob of its stage
     "train": set(), "balance": {"runner"},  # Beam stages' --runner (copycat_bin.app)
     "evaluate": {"output"},  # where the report JSON goes; the stage returns it

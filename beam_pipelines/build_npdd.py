@@ -212,36 +212,49 @@ def _shard_count(total_bytes: int, config: BuildNpddConfig) -> int:
 # The pipeline
 
 
-def _read_sources(pipeline, config: BuildNpddConfig):
-    """One read per --source, and how many inputs they hold in all (for the progress line)."""
-    reads, expected = [], 0
-    max_file_bytes = int(config.max_file_mb * 2**20)
-    for i, spec_text in enumerate(config.sources):
+def check_sources(config: BuildNpddConfig) -> list[tuple[sources.SourceSpec, int]]:
+    """Every --source parsed and counted (files matched, examples, crops) before any work: a bad one
+    stops the run with one line naming it, before the output folder is touched."""
+    checked = []
+    for spec_text in config.sources:
         spec = sources.parse_source(spec_text)
         if spec.kind == "dir":
             count = sources.check_glob(spec)
             log.info("source %s: %d files matched", spec.name, count)
-            reads.append(pipeline | f"Read{i} {spec.name}" >> sources.ReadFolder(spec, max_file_bytes))
         elif spec.kind == "tfds":
             builder, _, split = sources.tfds_builder(spec, config.tfds_data_dir)
             count = builder.info.splits[split].num_examples
             log.info("source %s: %d examples", spec.name, count)
-            reads.append(pipeline | f"Read{i} {spec.name}" >> sources.ReadTfds(spec, config.tfds_data_dir))
         else:
             count = config.bundled_crops
             log.info("source bundled: %d random crops of %d photos", count, len(sources.bundled_photo_paths()))
+        checked.append((spec, count))
+    return checked
+
+
+def _read_sources(pipeline, config: BuildNpddConfig, checked: list[tuple[sources.SourceSpec, int]]):
+    """One read per --source."""
+    reads = []
+    max_file_bytes = int(config.max_file_mb * 2**20)
+    for i, (spec, _) in enumerate(checked):
+        if spec.kind == "dir":
+            reads.append(pipeline | f"Read{i} {spec.name}" >> sources.ReadFolder(spec, max_file_bytes))
+        elif spec.kind == "tfds":
+            reads.append(pipeline | f"Read{i} {spec.name}" >> sources.ReadTfds(spec, config.tfds_data_dir))
+        else:
             reads.append(pipeline | f"Read{i} bundled" >> sources.ReadBundled(config.bundled_crops, config.seed))
-        expected += count
-    return reads, expected
+    return reads
 
 
-def build_pipeline(pipeline, config: BuildNpddConfig, workers: int = 1, in_process: bool = False):
+def build_pipeline(pipeline, config: BuildNpddConfig, workers: int = 1, in_process: bool = False, checked=None):
     """Add build_npdd's transforms to ``pipeline``; the stats file is its last output. ``workers``: local
     processes for the per-image work (:func:`beam_pipelines.local_workers.worker_count`); ``in_process``:
-    one DoFn instance sees every input, so its progress line can tell the time left."""
+    one DoFn instance sees every input, so its progress line can tell the time left; ``checked``: the
+    result of :func:`check_sources` (checked here when not given)."""
     output = config.output
-    reads, expected = _read_sources(pipeline, config)
-    raw = tuple(reads) | "AllSources" >> beam.Flatten()
+    checked = check_sources(config) if checked is None else checked
+    expected = sum(count for _, count in checked)
+    raw = tuple(_read_sources(pipeline, config, checked)) | "AllSources" >> beam.Flatten()
     normalize = _Normalize(config, workers, expected if in_process else 0)
     normalized = raw | "Normalize" >> beam.ParDo(normalize).with_outputs("rejected", main="records")
     records, rejected = normalized.records, normalized.rejected
@@ -352,11 +365,12 @@ def summarize(stats: dict) -> tuple[dict, dict, dict]:
 def run(config: BuildNpddConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
     """Run the job to completion on ``runner`` and write the manifest and the TFDS metadata."""
     config.validate()
+    checked = check_sources(config)
     lake_io.claim_stage_output(config.output, STAGE, source_folders(config), ["duplicates-?????.jsonl", "rejects-?????.jsonl"])
     workers = local_workers.worker_count(config.workers, runner, pipeline_args)
     log.info("build_npdd: %d local worker process(es) decode and hash the images", workers)
     with make_pipeline(runner, pipeline_args) as pipeline:
-        build_pipeline(pipeline, config, workers, local_workers.in_process(runner, pipeline_args))
+        build_pipeline(pipeline, config, workers, local_workers.in_process(runner, pipeline_args), checked)
     stats = lake_io.read_and_remove_stats(config.output)
     counts, by_reason, per_source = summarize(stats)
     accounted = sum(counts[o] for o in OUTCOMES)

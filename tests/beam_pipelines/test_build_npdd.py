@@ -239,7 +239,8 @@ def test_binary_builds_the_bundled_source_offline(tmp_path):
 
 
 def test_binary_names_a_bad_source_and_exits_2(tmp_path):
-    result = _binary("--source=dir:/no/such/folder/*.jpg", f"--output={tmp_path}", tmp_path=tmp_path)
+    result = _binary("--source=dir:/no/such/folder/*.jpg", f"--output={tmp_path / 'npdd'}", tmp_path=tmp_path)
     assert result.returncode == 2
     assert "--source=dir:/no/such/folder/*.jpg matched no files" in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "npdd").exists()  # checked before the output folder is claimed

@@ -130,6 +130,19 @@ def test_coverage_spends_each_budget_once_per_strategy():
         assert ledgers == ({f"/x/lake/ledgers/BL-VGG-ODD-OL/{strategy}"} if strategy.startswith("random") else {None})
 
 
+def test_variant_queries_are_a_lever_of_the_adaptive_strategy_in_a_plan():
+    config = load_config(str(CONFIGS / "digits_coverage.json"), small=False)
+    strategies = ["adaptive+transforms", "adaptive+transforms+variants"]
+    for coverage, share in (({"strategies": strategies}, "0.5"), ({"strategies": strategies, "variants": 0.3}, "0.3")):
+        result = plan({**config, "coverage": {**config["coverage"], **coverage, "budgets": [2000]}}, "/x")
+        steals = _by_output(result.calls)
+        without, with_variants = (steals[f"{p['stolen']}/manifest.json"] for p in result.coverage)
+        assert without.flag("adaptive_variants") is None
+        assert with_variants.flag("adaptive_variants") == share
+        assert with_variants.flag("strategy") == "adaptive" and with_variants.flag("pool_transforms")
+        assert with_variants.done.endswith("NPDD-SL.adaptive+transforms+variants@2000/manifest.json")
+
+
 def test_two_different_calls_for_one_output_are_refused():
     a = StageCall("train", ("--epochs=2",), "/r/metrics.json")
     assert unique([a, a]) == [a]
@@ -223,7 +236,7 @@ def test_the_ablation_trains_each_point_balanced_once_and_resampled_from_the_sam
     result = plan(load_config(str(CONFIGS / "digits_ablation.json"), small=False), "/x")
     calls = _by_output(result.calls)
     points = {(p["strategy"], p["budget"]): p for p in result.coverage}
-    assert len(points) == 3 * 3 * 2
+    assert len(points) == 3 * 4 * 2  # budgets x strategies (paper, +transforms, +adaptive, +variants) x trainings
     balanced, resampled = points["random+transforms", 5000], points["random+transforms+resample", 5000]
     assert balanced["stolen"] == resampled["stolen"]  # one steal, two trainings
     trained_on = calls[f"{resampled['run']}/metrics.json"]

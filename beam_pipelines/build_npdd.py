@@ -246,20 +246,8 @@ def _read_sources(pipeline, config: BuildNpddConfig, checked: list[tuple[sources
     return reads
 
 
-def build_pipeline(pipeline, config: BuildNpddConfig, workers: int = 1, in_process: bool = False, checked=None):
-    """Add build_npdd's transforms to ``pipeline``; the stats file is its last output. ``workers``: local
-    processes for the per-image work (:func:`beam_pipelines.local_workers.worker_count`); ``in_process``:
-    one DoFn instance sees every input, so its progress line can tell the time left; ``checked``: the
-    result of :func:`check_sources` (checked here when not given)."""
-    output = config.output
-    checked = check_sources(config) if checked is None else checked
-    expected = sum(count for _, count in checked)
-    raw = tuple(_read_sources(pipeline, config, checked)) | "AllSources" >> beam.Flatten()
-    normalize = _Normalize(config, workers, expected if in_process else 0)
-    normalized = raw | "Normalize" >> beam.ParDo(normalize).with_outputs("rejected", main="records")
-    records, rejected = normalized.records, normalized.rejected
-
-    candidates = records | "Candidates" >> beam.Map(lambda stored: stored[0])
+def _dedupe(candidates, config: BuildNpddConfig):
+    """Candidates → (exact: winners + exact duplicate reports, split: kept + near duplicate reports)."""
     exact = (
         candidates
         | "ById" >> beam.Map(lambda c: (c.id, c))
@@ -278,8 +266,11 @@ def build_pipeline(pipeline, config: BuildNpddConfig, workers: int = 1, in_proce
         | "JoinNear" >> beam.CoGroupByKey()
         | "SplitKept" >> beam.FlatMap(_split_kept).with_outputs("duplicates", main="kept")
     )
-    kept = split.kept
+    return exact, split
 
+
+def _write_shards(pipeline, records, kept, config: BuildNpddConfig):
+    """The kept images' encoded records → shards sized from their bytes; (per-shard stats, shard count side input)."""
     num_shards = (
         kept
         | "KeptBytes" >> beam.Map(lambda c: c.nbytes)
@@ -294,8 +285,27 @@ def build_pipeline(pipeline, config: BuildNpddConfig, workers: int = 1, in_proce
             "slot": lake_io.shard_slots(pipeline, shards),
         }
         | "JoinShards" >> beam.CoGroupByKey()
-        | "WriteShards" >> beam.ParDo(_WriteShard(output), shards)
+        | "WriteShards" >> beam.ParDo(_WriteShard(config.output), shards)
     )
+    return written, shards
+
+
+def build_pipeline(pipeline, config: BuildNpddConfig, workers: int = 1, in_process: bool = False, checked=None):
+    """Add build_npdd's transforms to ``pipeline``; the stats file is its last output. ``workers``: local
+    processes for the per-image work (:func:`beam_pipelines.local_workers.worker_count`); ``in_process``:
+    one DoFn instance sees every input, so its progress line can tell the time left; ``checked``: the
+    result of :func:`check_sources` (checked here when not given)."""
+    output = config.output
+    checked = check_sources(config) if checked is None else checked
+    expected = sum(count for _, count in checked)
+    raw = tuple(_read_sources(pipeline, config, checked)) | "AllSources" >> beam.Flatten()
+    normalize = _Normalize(config, workers, expected if in_process else 0)
+    normalized = raw | "Normalize" >> beam.ParDo(normalize).with_outputs("rejected", main="records")
+    records, rejected = normalized.records, normalized.rejected
+
+    exact, split = _dedupe(records | "Candidates" >> beam.Map(lambda stored: stored[0]), config)
+    kept = split.kept
+    written, shards = _write_shards(pipeline, records, kept, config)
 
     duplicates = (exact.duplicates, split.duplicates) | "AllDuplicates" >> beam.Flatten()
     duplicates | "DuplicatesJson" >> beam.Map(json.dumps, sort_keys=True) | "WriteDuplicates" >> beam.io.WriteToText(

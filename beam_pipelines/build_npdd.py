@@ -80,13 +80,17 @@ class _Normalize(beam.DoFn):
 
     def process(self, item):
         self._seen.inc()
-        if isinstance(item, sources.EarlyReject):
-            yield from self._emit(item, Rejected(item.reason, item.detail))
-        elif self._pool is None:
-            yield from self._emit(item, self._work(item.source, item.key, item.data))
+        if self._pool is None:
+            result = (Rejected(item.reason, item.detail) if isinstance(item, sources.EarlyReject)
+                      else self._work(item.source, item.key, item.data))
+            yield from self._emit(item, result)
+            return
+        if isinstance(item, sources.EarlyReject):  # known at once, but emitted in its place in the input order
+            ready = self._pool.put_done(item, Rejected(item.reason, item.detail))
         else:
-            for done, result in self._pool.put(item, (item.source, item.key, item.data)):
-                yield from self._emit(done, result)
+            ready = self._pool.put(item, (item.source, item.key, item.data))
+        for done, result in ready:
+            yield from self._emit(done, result)
 
     def finish_bundle(self):
         if self._pool is not None:

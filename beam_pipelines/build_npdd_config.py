@@ -21,9 +21,10 @@ class BuildNpddConfig:
         "visual_domain_decathlon/imagenet12; all splits when SPLIT is left out) or bundled (random crops of "
         "photos shipped with scikit-image/scikit-learn).", flag="source", repeatable=True)
     output: str = required("Folder (local path or gs://...) this stage writes.", common=True)
-    max_side: int = option(256, "Downscale so that the short side is at most this many pixels (a JPEG that is "
-                                "already upright RGB and this small is kept byte for byte).")
-    jpeg_quality: int = option(90, "JPEG quality (1-100) of the stored images.")
+    max_side: int = option(256, "Downscale so that the short side is at most this many pixels (a plain JPEG that "
+                                "is already upright RGB and this small is kept byte for byte).")
+    jpeg_quality: int = option(90, "JPEG quality (1-100) of the re-encoded images (a JPEG kept as it is keeps "
+                                   "its own).")
     near_dup_bits: int = option(8, "Images whose 64-bit pHashes differ in at most this many bits are near "
                                    "duplicates (0 keeps only exact dedupe).")
     max_pixels: int = option(DEFAULT_MAX_PIXELS, "Images with more pixels are rejected as decompression bombs.")
@@ -36,7 +37,7 @@ class BuildNpddConfig:
     max_bucket: int = option(256, "Hash buckets above this size are split further before pairwise checks.")
     workers: int = option(0, "Local processes that decode, hash and re-encode the images (0: every core). Only "
                              "with the default in-process DirectRunner; other runners spread the work themselves. "
-                             "The output is the same byte for byte whatever the count.")
+                             "The shards are the same byte for byte whatever the count.")
 
     RULES = (
         Rule("max_side", "max_side", 8, 100_000), Rule("jpeg_quality", "jpeg_quality", 1, 100),

@@ -83,7 +83,31 @@ def _to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
 class _Decoded:
     image: PIL.Image.Image  # upright 8-bit RGB
     stored_size: tuple[int, int]  # (width, height) as the file stores it
-    as_stored: bool  # a baseline JPEG's own RGB pixels: no reduced-scale decode, no turn, no conversion
+    as_stored: bool  # a plain JPEG's own RGB pixels: no reduced-scale decode, no turn, no conversion, no warning
+
+
+_PLAIN_SOF = {0xC0, 0xC1, 0xC2}  # Huffman-coded baseline, extended and progressive: what every JPEG reader decodes
+_MAX_BYTES_PER_PIXEL = 3  # a file larger than its raw RGB pixels carries something else (metadata, payloads)
+
+
+def plain_jpeg(data: bytes, pixels: int) -> bool:
+    """Whether JPEG bytes may be kept as they are: a Huffman-coded (baseline or progressive) frame, the end
+    marker last (nothing appended), and no larger than the raw pixels. Arithmetic-coded and lossless
+    JPEGs, which not every reader decodes, and files padded with other data are re-encoded instead."""
+    if len(data) > _MAX_BYTES_PER_PIXEL * pixels or not data.endswith(b"\xff\xd9"):
+        return False
+    position = 2  # after the start marker
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start-of-frame marker
+            return marker in _PLAIN_SOF
+        if marker == 0xDA:  # start of scan before any frame header: malformed
+            return False
+        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+    return False
 
 
 def _decode(data: bytes, max_pixels: int, draft_short_side: int) -> "_Decoded | Rejected":
@@ -106,15 +130,16 @@ def _decode(data: bytes, max_pixels: int, draft_short_side: int) -> "_Decoded | 
         if draft_short_side and image.format == "JPEG":
             scale = draft_short_side / min(width, height)
             image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
             image.load()
     except OSError as error:
         reason = TRUNCATED if "truncated" in str(error) or "broken data stream" in str(error) else UNDECODABLE
         return Rejected(reason, str(error))
     except Exception as error:
         return Rejected(UNDECODABLE, f"{type(error).__name__}: {error}")
-    as_stored = image.format == "JPEG" and image.mode == "RGB" and image.size == (width, height)
+    as_stored = (image.format == "JPEG" and image.mode == "RGB" and image.size == (width, height) and not warned
+                 and plain_jpeg(data, width * height))
     try:
         orientation = image.getexif().get(_ORIENTATION, 1)
         if orientation != 1:
@@ -198,13 +223,13 @@ def stored_image(
     """
     try:
         image = normalize_image(data, max_side, jpeg_quality, max_pixels)
-        if isinstance(image, Rejected):
-            return image
-        record = {
-            "image": image.encoded, "format": image.format, "height": image.height, "width": image.width,
-            "id": image.id, "phash": image.phash, "source": source, "source_key": key,
-            "original_height": image.original_height, "original_width": image.original_width,
-        }
-        return make_candidate(record), encode(IMAGE, record)
     except Exception as error:
         return Rejected(UNDECODABLE, f"{type(error).__name__}: {error}")
+    if isinstance(image, Rejected):
+        return image
+    record = {
+        "image": image.encoded, "format": image.format, "height": image.height, "width": image.width,
+        "id": image.id, "phash": image.phash, "source": source, "source_key": key,
+        "original_height": image.original_height, "original_width": image.original_width,
+    }
+    return make_candidate(record), encode(IMAGE, record)  # a record that does not encode is a bug: it stops the job

@@ -89,6 +89,16 @@ class OrderedPool:
         while len(self._pending) > self._window:
             yield from self._receive()
 
+    def put_done(self, key: Any, result: Any) -> Iterator[tuple[Any, Any]]:
+        """Queue a result known without any work, in its place in the input order."""
+        if self._buffer:
+            self._send()
+        done: concurrent.futures.Future = concurrent.futures.Future()
+        done.set_result([result])
+        self._pending.append(([key], done))
+        while len(self._pending) > self._window:
+            yield from self._receive()
+
     def drain(self) -> Iterator[tuple[Any, Any]]:
         """Everything still queued or in flight, in order."""
         if self._buffer:

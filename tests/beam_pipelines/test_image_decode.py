@@ -7,7 +7,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from beam_pipelines.image_decode import NormalizedImage, Rejected, normalize_image, perceptual_hash
+from beam_pipelines.image_decode import NormalizedImage, Rejected, normalize_image, perceptual_hash, plain_jpeg
 from tests.beam_pipelines.conftest import awkward_files, encode, hostile_files, photo
 from tfrecords_schema import content_id
 
@@ -114,3 +114,21 @@ def test_jpeg_pass_through_never_applies_when_the_image_needs_work(case):
     assert result.encoded != data
     assert PIL.Image.open(io.BytesIO(result.encoded)).mode == "RGB"  # what the lake promises
     assert min(result.height, result.width) <= (256 if case == "needs_resizing" else 1000)
+
+
+def test_only_plain_jpegs_keep_their_bytes():
+    small = photo("coffee.png", (0, 0, 200, 150))
+    baseline = encode(small, "JPEG", quality=90)
+    progressive = encode(small, "JPEG", quality=90, progressive=True)
+    assert normalize_image(progressive).encoded == progressive  # every reader decodes progressive JPEGs
+    import tensorflow as tf
+
+    assert tuple(tf.io.decode_image(progressive, channels=3).shape) == (150, 200, 3)  # the lake's own reader
+    appended = baseline + b"PK\x03\x04 a zip archive riding along"
+    assert normalize_image(appended).encoded != appended  # nothing after the end marker is kept
+    sof = baseline.index(b"\xff\xc0")
+    arithmetic = baseline[:sof] + b"\xff\xc9" + baseline[sof + 2:]  # the same frame declared arithmetic-coded
+    assert plain_jpeg(baseline, 200 * 150) and plain_jpeg(progressive, 200 * 150)
+    assert not plain_jpeg(arithmetic, 200 * 150)
+    assert not plain_jpeg(baseline, 100)  # larger than the raw pixels: padded with something else
+    assert not plain_jpeg(b"\xff\xd8\xff\xda\x00\x02\xff\xd9", 10)  # a scan before any frame

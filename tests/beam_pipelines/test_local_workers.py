@@ -90,3 +90,17 @@ def test_progress_line_tells_rate_and_time_left():
     progress.step(2)
     progress.finish()
     assert progress.lines[-1] == "build_npdd: normalized 22 of 100 images, 4 images/s, about 20 s left"
+
+
+def test_results_known_at_once_keep_their_place_in_the_order():
+    pool = local_workers.OrderedPool(_square_and_pid, workers=2, chunk=4)
+    try:
+        done = []
+        for i in range(10):
+            ready = pool.put_done(i, ("early", i)) if i % 3 == 0 else pool.put(i, (i,))
+            done += list(ready)
+        done += list(pool.drain())
+    finally:
+        pool.close()
+    assert [key for key, _ in done] == list(range(10))
+    assert [result[0] for _, result in done] == ["early" if i % 3 == 0 else i * i for i in range(10)]

@@ -88,7 +88,7 @@ class _Normalize(beam.DoFn):
         if isinstance(item, sources.EarlyReject):  # known at once, but emitted in its place in the input order
             ready = self._pool.put_done(item, Rejected(item.reason, item.detail))
         else:
-            ready = self._pool.put(item, (item.source, item.key, item.data))
+            ready = self._pool.put(item, (item.source, item.key, item.data), size=len(item.data))
         for done, result in ready:
             yield from self._emit(done, result)
 

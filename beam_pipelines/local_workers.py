@@ -65,29 +65,36 @@ def _apply_all(function: Callable, calls: list[tuple]) -> list:
 class OrderedPool:
     """``function`` over a stream of calls on ``workers`` processes; results in input order.
 
-    Inputs are sent in chunks (fewer round trips) and at most ``window`` chunks are in flight, so
-    memory stays bounded however long the stream is. ``function`` and its inputs and results must
-    be picklable, and ``function`` must be importable without the caller's ``__main__`` state.
+    Inputs are sent in chunks (fewer round trips); at most ``window`` chunks, and about ``max_bytes``
+    of the sizes the caller declares (at most one chunk more), are in flight, so memory stays bounded
+    however long the stream is and however large its items. ``function`` and its inputs and results must be
+    picklable, and ``function`` must be importable without the caller's ``__main__`` state.
     """
 
-    def __init__(self, function: Callable, workers: int, chunk: int = 8, window: int = 0):
+    def __init__(self, function: Callable, workers: int, chunk: int = 8, window: int = 0,
+                 max_bytes: int = 512 * 2**20):
         self._function = function
         self._chunk = chunk
         self._window = window or 4 * workers
+        self._max_bytes = max_bytes
+        self._chunk_bytes = max(1, max_bytes // (2 * workers))  # large items: smaller chunks, still every worker busy
         self._executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context(_start_method())
         )
         self._buffer: list = []
-        self._pending: collections.deque = collections.deque()
+        self._buffer_bytes = 0
+        self._pending: collections.deque = collections.deque()  # (keys, future, bytes)
+        self._pending_bytes = 0
 
-    def put(self, key: Any, args: tuple) -> Iterator[tuple[Any, Any]]:
+    def put(self, key: Any, args: tuple, size: int = 0) -> Iterator[tuple[Any, Any]]:
         """Queue the call ``function(*args)`` (``key`` stays here, unpickled, and comes back with its
-        result); yield the (key, result) pairs that are done, in input order."""
+        result; ``size``: the bytes it holds, for the memory bound); yield the (key, result) pairs
+        that are done, in input order."""
         self._buffer.append((key, args))
-        if len(self._buffer) >= self._chunk:
+        self._buffer_bytes += size
+        if len(self._buffer) >= self._chunk or self._buffer_bytes >= self._chunk_bytes:
             self._send()
-        while len(self._pending) > self._window:
-            yield from self._receive()
+        yield from self._within_bounds()
 
     def put_done(self, key: Any, result: Any) -> Iterator[tuple[Any, Any]]:
         """Queue a result known without any work, in its place in the input order."""
@@ -95,9 +102,8 @@ class OrderedPool:
             self._send()
         done: concurrent.futures.Future = concurrent.futures.Future()
         done.set_result([result])
-        self._pending.append(([key], done))
-        while len(self._pending) > self._window:
-            yield from self._receive()
+        self._pending.append(([key], done, 0))
+        yield from self._within_bounds()
 
     def drain(self) -> Iterator[tuple[Any, Any]]:
         """Everything still queued or in flight, in order."""
@@ -109,12 +115,23 @@ class OrderedPool:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
+    def in_flight_bytes(self) -> int:
+        return self._pending_bytes + self._buffer_bytes
+
+    def _within_bounds(self) -> Iterator[tuple[Any, Any]]:
+        while self._pending and (len(self._pending) > self._window or self.in_flight_bytes() > self._max_bytes):
+            yield from self._receive()
+
     def _send(self) -> None:
         keys = [key for key, _ in self._buffer]
         future = self._executor.submit(_apply_all, self._function, [args for _, args in self._buffer])
-        self._pending.append((keys, future))
-        self._buffer = []
+        self._pending.append((keys, future, self._buffer_bytes))
+        self._pending_bytes += self._buffer_bytes
+        self._buffer, self._buffer_bytes = [], 0
 
     def _receive(self) -> Iterator[tuple[Any, Any]]:
-        keys, future = self._pending.popleft()
-        yield from zip(keys, future.result())
+        keys, future, size = self._pending[0]
+        results = future.result()  # a failed chunk stays queued: nothing is dropped silently
+        self._pending.popleft()
+        self._pending_bytes -= size
+        yield from zip(keys, results)

@@ -104,3 +104,17 @@ def test_results_known_at_once_keep_their_place_in_the_order():
         pool.close()
     assert [key for key, _ in done] == list(range(10))
     assert [result[0] for _, result in done] == ["early" if i % 3 == 0 else i * i for i in range(10)]
+
+
+def test_large_items_are_bounded_by_bytes_in_flight():
+    pool = local_workers.OrderedPool(_square_and_pid, workers=2, chunk=8, window=100, max_bytes=1000)
+    try:
+        done, most = [], 0
+        for i in range(30):
+            done += list(pool.put(i, (i,), size=400))  # three items already exceed the bound
+            most = max(most, pool.in_flight_bytes())
+        done += list(pool.drain())
+    finally:
+        pool.close()
+    assert [key for key, _ in done] == list(range(30))
+    assert most <= 1000 + 250 + 400  # the bound, one chunk (1000 / 2 workers / 2) and one item; not 100 chunks

@@ -4,7 +4,9 @@
 DirectRunner would first try to download the Prism runner binary, which offline machines cannot
 do. ``--direct_num_workers=N --direct_running_mode=multi_processing`` use N local processes. Any
 other runner (DataflowRunner, FlinkRunner, SparkRunner, ...) is passed to Beam unchanged together
-with its options (``--project``, ``--region``, ``--temp_location``, ...).
+with its options (``--project``, ``--region``, ``--temp_location``, ...). ``DaskRunner`` (or Beam's full
+name for it) runs on a Dask cluster through :mod:`beam_pipelines.dask_runner` (``--dask_client_address``
+names the scheduler; without it a local cluster is started).
 """
 
 from typing import Sequence
@@ -12,7 +14,10 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from copycat_tf.errors import CopycatError
+
 DIRECT = "DirectRunner"
+DASK_NAMES = ("DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner")
 
 
 def make_pipeline(runner: str, pipeline_args: Sequence[str] = ()) -> beam.Pipeline:
@@ -22,6 +27,8 @@ def make_pipeline(runner: str, pipeline_args: Sequence[str] = ()) -> beam.Pipeli
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return beam.Pipeline(runner=FnApiRunner(), options=PipelineOptions(args))
+    if runner in DASK_NAMES:
+        return beam.Pipeline(runner=_dask_runner(), options=PipelineOptions(args))
     return beam.Pipeline(options=PipelineOptions([f"--runner={runner}", *args]))
 
 
@@ -29,6 +36,10 @@ def beam_option_errors(args: list[str]) -> list[str]:
     """The arguments that are not Beam pipeline options, checked against Beam's own option classes."""
     from apache_beam.options.pipeline_options import _BeamArgumentParser
 
+    try:  # registers --dask_client_address and the other Dask options, where Dask is installed
+        import apache_beam.runners.dask.dask_runner  # noqa: F401
+    except ImportError:
+        pass
     parser = _BeamArgumentParser(allow_abbrev=False)
     classes: dict[str, type] = {}
     pending = list(PipelineOptions.__subclasses__())
@@ -46,3 +57,14 @@ def beam_option_errors(args: list[str]) -> list[str]:
     except SystemExit:
         return [" ".join(args)]
     return unknown
+
+
+def _dask_runner():
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise CopycatError("--runner=DaskRunner needs Dask: pip install 'apache-beam[dask]' "
+                           "(the versions in constraints.txt)") from None
+    from beam_pipelines.dask_runner import DaskRunner
+
+    return DaskRunner()

@@ -44,6 +44,18 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
     L2xm    L2x with mixup of the copycat's training batches (Beta(0.4, 0.4), the larger weight on the image
             itself; soft labels mixed the same way): no query, smoother boundaries between the stolen classes
 
+    L2xg    L2x with half of each variant round spent on labeled images of any class pushed toward a class
+            below quota by an interim copycat (signed-gradient steps on its log probability, within 96 grey
+            levels of the parent): Jacobian-style synthetic queries
+    L2xk    L2x where each class's share of an epoch is split over look-alike groups (k-means on 8x8 grey
+            thumbnails) by the square root of their sizes, so the rare looks of a large class are seen more
+    L2xs    L2x where each class's share of an epoch is ∝ its label count ** 0.5 instead of equal
+            (square-root sampling): the oracle's catch-all class keeps more of its weight
+    (+E3: the same with three copycats averaged)
+
+Each row also records ``info.tdd_confusion`` (target's class × copycat's class on the TDD) and
+``info.pool_agreement`` (agreement with the target on 2,000 crops of another seed's pool).
+
 Results: one JSON line per run in ``benchmarks/results/fidelity_lab.jsonl``.
 
     .venv/bin/python benchmarks/fidelity_lab.py --problems=digits,glyphs --stacks=L0,L1,L2,L3,L4 \
@@ -359,6 +371,9 @@ class Stack:
     mixup: float = 0.0  # Beta(mixup, mixup) mixup of the copycat's training batches (0: off)
     pretrain: bool = False  # start the copycat from a rotation-prediction model trained on the pool (no query)
     ensemble: int = 1  # copycats trained on the same labels (seeds seed, seed+1, ...), softmax averaged
+    temper: float = 0.0  # resample: class shares of an epoch ∝ (labels of the class) ** temper (0: equal shares)
+    modes: int = 0  # resample: split each class into up to this many look-alike groups, drawn by sqrt(group size)
+    guide: float = 0.0  # share of each expand round spent on images an interim copycat pushed toward the class
 
 
 AUG = "translate,rotate,scale,contrast"
@@ -382,6 +397,12 @@ STACKS = {
     "L2xr": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pretrain=True),
     "L2xp": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pseudo=True),
     "L2plainx": Stack(families="mixture", family_set="plain", train="resample", expand_rounds=4, seed_fraction=0.5),
+    "L2xs": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5),
+    "L2xsE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5, ensemble=3),
+    "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
+    "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),
+    "L2xg": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, guide=0.5),
+    "L2xgE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, guide=0.5, ensemble=3),
 }
 
 
@@ -513,30 +534,64 @@ def variants(parents: np.ndarray, partners: np.ndarray, rng) -> np.ndarray:
     return out
 
 
+def pushed(model, parents: np.ndarray, classes: np.ndarray, steps: int = 20, step: float = 6.0,
+           radius: float = 96.0) -> np.ndarray:
+    """Labeled images moved toward ``classes`` by an interim copycat: signed-gradient steps on the log
+    probability of the class (the gradient averaged over the channels, so a gray image stays gray), each pixel
+    within ``radius`` grey levels of its parent (Papernot et al.'s Jacobian augmentation, aimed at a class)."""
+    start = tf.constant(parents, tf.float32)
+    x = start
+    index = tf.constant(classes, tf.int32)
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            probabilities = model(x, training=False)
+            objective = tf.reduce_sum(tf.math.log(tf.gather(probabilities, index, batch_dims=1) + 1e-8))
+        gradient = tf.reduce_mean(tape.gradient(objective, x), axis=-1, keepdims=True)
+        x = x + step * tf.sign(gradient)
+        x = tf.clip_by_value(tf.clip_by_value(x, start - radius, start + radius), 0.0, 255.0)
+    return np.clip(np.round(x.numpy()), 0, 255).astype(np.uint8)
+
+
 def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classes: int, rng, info: dict) -> None:
     """L2x: rounds that spend the budget on variants of the labeled images of the classes furthest below
-    budget / K (the oracle labels every variant; a variant may land in another class). No interim model."""
+    budget / K (the oracle labels every variant; a variant may land in another class). No interim model.
+    L2xg: a share of each round goes to labeled images of any class that an interim copycat (refit each round)
+    pushed toward a class below quota instead, so rare classes grow from the common classes' images too."""
     quota = budget // num_classes
     info["expand"] = []
+    model = None
     for number, round_n in rounds_of(oracle, budget, stack.expand_rounds):
         x, y = stolen.arrays()
         histogram = np.bincount(y, minlength=num_classes)
         deficits = np.where(histogram > 0, np.maximum(0, quota - histogram), 0).astype(np.float64)
         if deficits.sum() == 0:
             break
-        shares = _apportion(round_n, deficits)
+        guided_n = int(round(round_n * stack.guide))
+        shares = _apportion(round_n - guided_n, deficits)
         parents, partners = [], []
         for c, n in enumerate(shares):
             if n:
                 members = np.flatnonzero(y == c)
                 parents.append(x[rng.choice(members, n)])
                 partners.append(x[rng.choice(members, n)])
-        made = variants(np.concatenate(parents), np.concatenate(partners), rng)
+        made = variants(np.concatenate(parents), np.concatenate(partners), rng) if parents else x[:0]
+        aimed = np.repeat(np.arange(num_classes), shares)
+        if guided_n:
+            if model is None:
+                model = interim.build_interim(num_classes, SIZE, filters=24, seed=int(rng.integers(1 << 30)))
+            interim.fit(model, x, y, epochs=4 if number == 0 else 2, seed=int(rng.integers(1 << 30)))
+            toward = np.repeat(np.arange(num_classes), _apportion(guided_n, deficits))
+            made = np.concatenate([made, pushed(model, x[rng.choice(len(x), guided_n)], toward)])
+            aimed = np.concatenate([aimed, toward])
         labels = oracle(made)
-        stolen.add(made, labels, "variant")
-        info["expand"].append({"round": number + 1, "asked": int(len(made)), "kept_class": round(float(
-            np.mean(labels == np.repeat(np.arange(num_classes), shares))), 3),
-            "histogram": np.bincount(stolen.arrays()[1], minlength=num_classes).tolist()})
+        stolen.add(made, labels, ["variant"] * (len(made) - guided_n) + ["guided"] * guided_n)
+        report = {"round": number + 1, "asked": int(len(made)), "kept_class": round(float(
+            np.mean(labels[:len(made) - guided_n] == aimed[:len(made) - guided_n])), 3),
+            "histogram": np.bincount(stolen.arrays()[1], minlength=num_classes).tolist()}
+        if guided_n:
+            report["guided_hit"] = round(float(np.mean(labels[-guided_n:] == aimed[-guided_n:])), 3)
+        info["expand"].append(report)
 
 
 def balance(x, y, num_classes, total, seed):
@@ -550,6 +605,57 @@ def balance(x, y, num_classes, total, seed):
             rows.extend([row] * copies_of(rank, len(members), target))
     rows = np.array(rows)
     return x[rows], y[rows]
+
+
+def balance_tempered(y: np.ndarray, num_classes: int, total: int, power: float, seed: int) -> np.ndarray:
+    """Rows of one draw of ``total`` images where class c gets a share ∝ n_c ** power (power 0: copycat-balance's
+    equal shares; 1: the stolen frequencies): the oracle's catch-all class keeps more weight than an equal share
+    gives it, so the copycat does not learn to avoid it; each class is replicated or thinned by copies_of."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    present = np.flatnonzero(counts)
+    shares = _apportion(total, counts[present] ** power)
+    rows = []
+    for c, target in zip(present, shares):
+        members = rng.permutation(np.flatnonzero(y == c))
+        for rank, row in enumerate(members):
+            rows.extend([row] * copies_of(rank, len(members), target))
+    return np.array(rows)
+
+
+def look_groups(x: np.ndarray, y: np.ndarray, num_classes: int, groups: int, seed: int) -> np.ndarray:
+    """A group id per image: within each class, k-means on 8x8 grey thumbnails normalized for brightness and
+    contrast (the shape of the image), at most ``groups`` per class and about 40 images per group."""
+    from sklearn.cluster import KMeans
+    grey = x.astype(np.float32).mean(axis=-1)
+    n, size = len(x), x.shape[1]
+    thumbs = grey.reshape(n, 8, size // 8, 8, size // 8).mean(axis=(2, 4)).reshape(n, 64)
+    thumbs = (thumbs - thumbs.mean(axis=1, keepdims=True)) / (thumbs.std(axis=1, keepdims=True) + 1.0)
+    out = np.zeros(n, np.int64)
+    for c in range(num_classes):
+        members = np.flatnonzero(y == c)
+        k = min(groups, len(members) // 40)
+        if k >= 2:
+            out[members] = c * groups + KMeans(k, n_init=3, random_state=seed).fit_predict(thumbs[members])
+        else:
+            out[members] = c * groups
+    return out
+
+
+def balance_modes(y: np.ndarray, groups: np.ndarray, num_classes: int, total: int, seed: int) -> np.ndarray:
+    """Rows of one balanced draw (total // K per class) where each class's share is split over its look groups
+    in proportion to the square root of their sizes: a common look (the default class's textures) no longer
+    crowds out the rare looks of its class. Within a group: a fresh permutation, replicated if too small."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    present = [c for c in range(num_classes) if (y == c).any()]
+    for c, target in zip(present, targets(len(present), None, total)):
+        ids, sizes = np.unique(groups[y == c], return_counts=True)
+        for g, n in zip(ids, _apportion(target, np.sqrt(sizes))):
+            members = rng.permutation(np.flatnonzero((y == c) & (groups == g)))
+            for rank, row in enumerate(members):
+                rows.extend([row] * copies_of(rank, len(members), n))
+    return np.array(rows)
 
 
 def rotation_pretrained(pool: dict, seed: int, cache: str, count: int = 24000, epochs: int = 2) -> str:
@@ -607,8 +713,17 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
     if stack.train == "resample":
         # Every paid label used: each epoch is its own balanced draw (replication of the rare classes, a
         # different sample of the common ones), so over the epochs every image of a large class is seen.
-        rows = np.concatenate([balance(np.arange(len(y)), y, num_classes, budget, seed + 1000 * e)[0]
-                               for e in range(stack.epochs)])
+        if stack.temper:
+            rows = np.concatenate([balance_tempered(y, num_classes, budget, stack.temper, seed + 1000 * e)
+                                   for e in range(stack.epochs)])
+        elif stack.modes:
+            groups = look_groups(x, y, num_classes, stack.modes, seed)
+            info["look_groups"] = [int(len(np.unique(groups[y == c]))) for c in range(num_classes)]
+            rows = np.concatenate([balance_modes(y, groups, num_classes, budget, seed + 1000 * e)
+                                   for e in range(stack.epochs)])
+        else:
+            rows = np.concatenate([balance(np.arange(len(y)), y, num_classes, budget, seed + 1000 * e)[0]
+                                   for e in range(stack.epochs)])
         model = train_classifier(x[rows], y[rows], num_classes, 1, seed, augment=stack.augment, mixup=stack.mixup,
                                  model=start)
         if stack.ensemble > 1:
@@ -660,6 +775,16 @@ def summarize(path: str) -> str:
                          f"{100 * copy.std(ddof=ddof):.1f} | {100 * copy.min():.1f} | {100 * agree.mean():.1f} ± "
                          f"{100 * agree.std(ddof=ddof):.1f} | {np.mean([r['wall_seconds'] for r in group]):.0f} |")
     return "\n".join(lines)
+
+
+def pool_agreement(copycat, target, seed: int, args) -> float:
+    """Agreement with the target on 2,000 crops the attack never queried (another seed's pool, every family):
+    beside the TDD agreement it tells a copycat that misses the target everywhere from one that misses it only
+    on the problem's images."""
+    other = build_pool((seed + 1) % 3 if seed < 3 else seed + 1, args.pool, FAMILY_SETS["base"], args.cache)
+    rng = np.random.default_rng(seed + 99)
+    x = np.concatenate([other[f][rng.choice(len(other[f]), 2000 // len(other), replace=False)] for f in sorted(other)])
+    return round(float((predict(copycat, x).argmax(axis=1) == predict(target, x).argmax(axis=1)).mean()), 4)
 
 
 def main(argv=None):
@@ -720,6 +845,8 @@ def main(argv=None):
                     pred = predict(copycat, x_tdd).argmax(axis=1)
                     f1 = f1_score(y_tdd, pred, average="macro")
                     y = stolen.arrays()[1]
+                    info["tdd_confusion"] = np.bincount(target_pred * k + pred, minlength=k * k).reshape(k, k).tolist()
+                    info["pool_agreement"] = pool_agreement(copycat, target, seed, args)
                     row = {
                         "problem": problem_name, "stack": name, "budget": budget, "seed": seed, "tag": args.tag,
                         "copy_performance": round(f1 / target_f1, 4), "agreement": round(float((pred == target_pred).mean()), 4),

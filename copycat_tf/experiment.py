@@ -278,9 +278,10 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
     if unknown:
         raise CopycatError(f"coverage: unknown strategies {sorted(unknown)}; known: {', '.join(STRATEGIES)}")
     trainings = options.get("train", ["balance"])
-    if not trainings or set(trainings) - {"balance", "resample"}:
-        raise CopycatError(f"coverage: train={trainings}: give balance (copycat-balance --total=BUDGET) and/or "
-                           "resample (copycat-train --class_balance=resample on every stolen label)")
+    if not trainings or set(trainings) - {"balance", "resample", "sqrt"}:
+        raise CopycatError(f"coverage: train={trainings}: give balance (copycat-balance --total=BUDGET), resample "
+                           "(copycat-train --class_balance=resample on every stolen label) and/or sqrt "
+                           "(--class_balance=sqrt: the same, classes weighted by the root of their label counts)")
     members = options.get("ensemble", 1)
     if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= 10:
         raise CopycatError(f"coverage: ensemble={members!r}: give the number of copycats to average, 1 (none) to 10")
@@ -303,9 +304,10 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
             for how_trained in trainings:  # the same stolen labels balanced once, or re-drawn balanced each epoch
                 if how_trained == "balance":
                     label, data, trained = strategy, p.balance(stolen, total=budget), model
-                else:
-                    label, data = f"{strategy}+resample", stolen
-                    trained = {**model, "train_options": [*model.get("train_options", []), "--class_balance=resample"]}
+                else:  # resample or sqrt: every stolen label, a fresh draw each epoch (copycat-train --class_balance)
+                    label, data = f"{strategy}+{how_trained}", stolen
+                    trained = {**model, "train_options": [*model.get("train_options", []),
+                                                          f"--class_balance={how_trained}"]}
                 if members > 1:  # copycat-ensemble of copycats trained on the same labels with seeds s, s+10, ...
                     trained_runs = [p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=f"{label}+m{m}", budget=budget),
                                             trained, data, seed=p.seed + 10 * m) for m in range(members)]

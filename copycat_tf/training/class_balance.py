@@ -29,12 +29,24 @@ def quotas(num_present: int, total: int) -> list[int]:
     return [total // num_present + (1 if c < total % num_present else 0) for c in range(num_present)]
 
 
+def tempered_quotas(counts: np.ndarray, total: int, power: float) -> list[int]:
+    """Images per present class in one epoch of ``total``, in proportion to count ** power (largest
+    remainders first, ties to the lower class id): power 0 is :func:`quotas`, 1 the stolen frequencies."""
+    weights = np.asarray(counts, np.float64) ** power
+    exact = total * weights / weights.sum()
+    shares = np.floor(exact).astype(np.int64)
+    for c in np.argsort(-(exact - shares), kind="stable")[: total - int(shares.sum())]:
+        shares[c] += 1
+    return shares.tolist()
+
+
 @dataclasses.dataclass(frozen=True)
 class EpochDraw:
     """Which record is read how many times in each epoch, from the training labels and the seed."""
 
     labels: np.ndarray  # the class id of every training record, in the folders' listed shard order
     seed: int
+    power: float = 0.0  # a class's share of an epoch ∝ its labels ** power (0: equal shares; sqrt mode: 0.5)
 
     @functools.cached_property
     def present(self) -> np.ndarray:
@@ -51,13 +63,20 @@ class EpochDraw:
         """Per record, computed once: its class's size n, its rank in a seeded order of the class, the copies
         every image of the class gets (quota // n) and how many of them get one more each epoch (quota % n)."""
         plan = {name: np.zeros(len(self.labels), np.int64) for name in ("size", "rank", "base", "extra")}
-        for label, quota in zip(self.present, quotas(len(self.present), self.epoch_size)):
+        for label, quota in zip(self.present, self.class_quotas()):
             order = np.random.default_rng([int(self.seed), int(label), 0x5EED]).permutation(
                 np.flatnonzero(self.labels == label))
             n = len(order)
             plan["size"][order], plan["rank"][order] = n, np.arange(n)
             plan["base"][order], plan["extra"][order] = quota // n, quota % n
         return plan
+
+    def class_quotas(self) -> list[int]:
+        """Images of each present class in every epoch."""
+        if not self.power:
+            return quotas(len(self.present), self.epoch_size)
+        counts = np.array([np.count_nonzero(self.labels == label) for label in self.present])
+        return tempered_quotas(counts, self.epoch_size, self.power)
 
     def copies(self, epoch: int) -> np.ndarray:
         """Copies of each record (int64, one per record, summing to ``epoch_size``) in epoch ``epoch``.
@@ -78,8 +97,9 @@ class EpochDraw:
     def summary(self, num_classes: int) -> dict:
         """What metrics.json records: the labels per class and each present class's share of an epoch."""
         present = self.present
-        return {"mode": "resample", "labels_per_class": np.bincount(self.labels, minlength=num_classes).tolist(),
-                "images_per_class_per_epoch": dict(zip((int(c) for c in present), quotas(len(present), self.epoch_size))),
+        return {"mode": "sqrt" if self.power else "resample",
+                "labels_per_class": np.bincount(self.labels, minlength=num_classes).tolist(),
+                "images_per_class_per_epoch": dict(zip((int(c) for c in present), self.class_quotas())),
                 "epoch_size": self.epoch_size}
 
 

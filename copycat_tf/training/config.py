@@ -12,7 +12,7 @@ from copycat_tf.config_checks import option as _option
 from copycat_tf.errors import CopycatError
 
 MAX_SEED = 2**32 - 1  # NumPy's seed range, which keras.utils.set_random_seed passes the seed to
-CLASS_BALANCE_MODES = ("none", "resample")
+CLASS_BALANCE_MODES = ("none", "resample", "sqrt")
 
 
 @dataclasses.dataclass
@@ -34,7 +34,9 @@ class TrainConfig:
                                    "noise, rotate, scale, shear, translate.")
     class_balance: str = _option("none", "none, or resample: every epoch a fresh balanced draw of the training labels "
                                          "(rare classes repeated, common ones taking turns), so every stolen label is "
-                                         "used without copycat-balance throwing any away.")
+                                         "used without copycat-balance throwing any away; or sqrt: the same with "
+                                         "each class's share of an epoch in proportion to the square root of its "
+                                         "label count, so the class the oracle gives most answers keeps more weight.")
     seed: int = _option(0, "Seed of every random choice the stage makes.", common=True)
     width: float = _option(1.0, "Multiplier of every layer's size, in (0, 4] (e.g. 0.25 for a small-scale run).")
     dropout: float = _option(0.5, "Dropout rate of the fully connected layers (0 to 0.99).")

@@ -209,8 +209,9 @@ def train(config: TrainConfig) -> dict:
     if records == 0:
         raise CopycatError(f"--train={','.join(config.train)} holds no images")
     draw = None
-    if config.class_balance == "resample":
-        draw = EpochDraw(read_labels([path for folder in folders for path in folder.shards]), config.seed)
+    if config.class_balance in ("resample", "sqrt"):
+        draw = EpochDraw(read_labels([path for folder in folders for path in folder.shards]), config.seed,
+                         power=0.5 if config.class_balance == "sqrt" else 0.0)
         if draw.labels.max() >= num_classes:
             raise CopycatError(f"--train={','.join(config.train)} holds label {draw.labels.max()} but says "
                                f"{num_classes} classes")

@@ -236,7 +236,7 @@ def test_the_ablation_trains_each_point_balanced_once_and_resampled_from_the_sam
     result = plan(load_config(str(CONFIGS / "digits_ablation.json"), small=False), "/x")
     calls = _by_output(result.calls)
     points = {(p["strategy"], p["budget"]): p for p in result.coverage}
-    assert len(points) == 3 * 4 * 2  # budgets x strategies (paper, +transforms, +adaptive, +variants) x trainings
+    assert len(points) == 3 * 4 * 3  # budgets x strategies (paper, +transforms, +adaptive, +variants) x trainings
     balanced, resampled = points["random+transforms", 5000], points["random+transforms+resample", 5000]
     assert balanced["stolen"] == resampled["stolen"]  # one steal, two trainings
     trained_on = calls[f"{resampled['run']}/metrics.json"]
@@ -249,6 +249,18 @@ def test_the_ablation_trains_each_point_balanced_once_and_resampled_from_the_sam
     with pytest.raises(CopycatError, match="coverage: train=\\['weighted'\\]"):
         plan({**load_config(str(CONFIGS / "digits_ablation.json"), small=True),
               "coverage": {"budgets": [300], "strategies": ["random"], "train": ["weighted"]}}, "/x")
+
+
+def test_coverage_sqrt_trains_on_every_stolen_label_with_root_class_weights():
+    config = load_config(str(CONFIGS / "digits_ablation.json"), small=True)
+    config["coverage"] = {**config["coverage"], "strategies": ["random"], "train": ["resample", "sqrt"]}
+    result = plan(config, "/x")
+    calls = _by_output(result.calls)
+    points = {p["strategy"]: p for p in result.coverage}
+    assert set(points) == {"random+resample", "random+sqrt"}
+    assert points["random+sqrt"]["stolen"] == points["random+resample"]["stolen"]  # one steal, two trainings
+    trained = calls[f"{points['random+sqrt']['run']}/metrics.json"]
+    assert trained.flag("class_balance") == "sqrt" and trained.flag("train") == points["random+sqrt"]["stolen"]
 
 
 def test_coverage_ensembles_average_copycats_trained_on_the_same_labels():

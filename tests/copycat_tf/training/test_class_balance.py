@@ -11,7 +11,7 @@ from sklearn.datasets import load_digits
 
 from copycat_tf.errors import CopycatError
 from copycat_tf.training import TrainConfig, train
-from copycat_tf.training.class_balance import EpochDraw, quotas, read_labels
+from copycat_tf.training.class_balance import EpochDraw, quotas, read_labels, tempered_quotas
 from copycat_tf.training.input import lake_dataset
 from tests.copycat_tf.training.digits import SIZE, digits_folder
 from tfrecords_schema import LABELED_IMAGE, open_folder, read_records
@@ -49,6 +49,23 @@ def test_over_the_epochs_every_image_of_a_large_class_is_used():
         used |= copies > 0
     assert used.all()  # a balance fixed once (copycat-balance) keeps 15 of the 40 and never shows the other 25
     assert not np.array_equal(draw.copies(0), draw.copies(1))
+
+
+def test_sqrt_gives_each_class_a_share_by_the_root_of_its_count_by_hand():
+    # counts 100, 25, 4 → roots 10, 5, 2 (of 17) → an epoch of 34 splits 20, 10, 4; of 30: 17.6, 8.8, 3.5 → 18, 9, 3
+    assert tempered_quotas(np.array([100, 25, 4]), 34, 0.5) == [20, 10, 4]
+    assert tempered_quotas(np.array([100, 25, 4]), 30, 0.5) == [18, 9, 3]
+    assert tempered_quotas(np.array([100, 25, 4]), 30, 0.0) == quotas(3, 30)
+    labels = np.array([0] * 100 + [1] * 25 + [2] * 4)
+    draw = EpochDraw(labels, seed=1, power=0.5)
+    assert draw.epoch_size == 129 and draw.class_quotas() == tempered_quotas(np.array([100, 25, 4]), 129, 0.5)
+    used = np.zeros(len(labels), bool)
+    for epoch in range(4):
+        copies = draw.copies(epoch)
+        assert [copies[:100].sum(), copies[100:125].sum(), copies[125:].sum()] == draw.class_quotas() == [76, 38, 15]
+        used |= copies > 0
+    assert used.all()  # the large class still takes turns: every label is used
+    assert draw.summary(3)["mode"] == "sqrt" and EpochDraw(labels, seed=1).summary(3)["mode"] == "resample"
 
 
 def test_the_labels_are_read_in_listed_shard_order(skewed):
@@ -102,6 +119,13 @@ def test_copycat_train_resamples_records_it_and_repeats_itself(skewed, tmp_path)
     assert again["history"] == metrics["history"]
     with pytest.raises(CopycatError, match="class_balance: resample there, none now"):
         train(_config(skewed, tmp_path / "a", class_balance="none"))
+
+
+def test_copycat_train_sqrt_gives_the_common_class_more_of_each_epoch(skewed, tmp_path):
+    metrics = train(_config(skewed, tmp_path / "sqrt", class_balance="sqrt", epochs=1))
+    # counts 3, 6, 30 → roots 1.73, 2.45, 5.48 of an epoch of 39: 7.0, 9.9, 22.1 → 7, 10, 22
+    assert metrics["class_balance"]["images_per_class_per_epoch"] == {1: 7, 3: 10, 8: 22}
+    assert metrics["class_balance"]["mode"] == "sqrt" and metrics["steps"] == 3
 
 
 def test_an_unknown_mode_is_refused_by_name(skewed, tmp_path):

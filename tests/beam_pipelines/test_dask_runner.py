@@ -9,8 +9,8 @@ import json
 import os
 
 import apache_beam as beam
+import distributed  # the test extra installs Dask: without it this module fails, it is not skipped
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_pipelines import balance, build_npdd, pool_transforms, prepare_problem, steal_labels
 from beam_pipelines.runner import make_pipeline
@@ -19,7 +19,6 @@ from tests.conftest import image_record, labeled_record
 from tests.tiny_oracles import save_bytes_oracle
 from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, write_manifest, write_shards
 
-distributed = pytest.importorskip("distributed")  # installed with the test extra: a missing Dask fails CI's pins
 
 # What a run records about where and how it ran: the only lines allowed to differ between the two runners.
 RUN_FIELDS = {"created", "output", "runner", "pipeline_args"}

@@ -28,8 +28,6 @@ from apache_beam.transforms.sideinputs import SideInputMap
 
 from copycat_tf.errors import CopycatError
 
-SHORT_NAME = "DaskRunner"
-
 
 class _Collect(Receiver):
     """Keeps what a DoFn emits to one output: the value (every copycat pipeline is globally windowed; Beam's Dask

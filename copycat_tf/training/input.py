@@ -72,7 +72,8 @@ def decode_resize(input_size: int):
 
 def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, training: bool, seed: int = 0,
                  augment=None, deterministic: bool = False, start_step: int = 0,
-                 records: int | None = None, draw: EpochDraw | None = None) -> tf.data.Dataset:
+                 records: int | None = None, draw: EpochDraw | None = None,
+                 workers: tuple[int, int] = (1, 0)) -> tf.data.Dataset:
     """Batches of (images, labels); for training shuffled, repeated forever, full batches only.
 
     Training input is read in whatever order the parallel readers finish (faster) unless
@@ -83,6 +84,12 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
     With ``draw`` (``--class_balance=resample``) each epoch reads every record as many times as the
     epoch's balanced draw says (``draw.copies(e)``, records numbered in listed shard order) and shuffles
     the epoch in larger blocks, so the copies of a rare image are spread out.
+
+    ``workers`` = (count, index) gives this worker of a multi-worker run its part of the input, and
+    ``batch_size`` is then its local batch (the global batch / count). With at least as many shards as
+    workers each worker reads its own shards (every count-th of the listed ones: by file); with fewer, each
+    reads the whole stream an uninterrupted one-worker run reads and keeps every count-th record (by
+    data; also when a worker's shards would hold no record), so together the workers' batches of step s hold the records of that run's global batch s.
     """
     ordered = deterministic or not training
     counts = [n for folder in folders for n in shard_record_counts(folder)]  # a damaged folder stops here
@@ -92,14 +99,20 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
         dataset = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(shards), 8),
                                    num_parallel_calls=AUTOTUNE, deterministic=True)
     else:
+        count, part = workers
+        by_file = splits_by_file(counts, count)
+        mine = list(range(part, len(shards), count)) if by_file else list(range(len(shards)))
         records = records if records is not None else sum(counts)
-        epoch_size = draw.epoch_size if draw is not None else records
-        first_epoch, skip = divmod(start_step * batch_size, max(1, epoch_size))
+        epoch_size = draw.epoch_size if draw is not None else records  # (of the whole stream: the shuffle block)
+        if by_file:
+            first_epoch, skip = _position(start_step * batch_size, _worker_epoch_sizes(counts, mine, draw))
+        else:  # by data (or one worker): the one-worker stream, of which this worker keeps every count-th record
+            first_epoch, skip = divmod(start_step * batch_size * count, max(1, epoch_size))
 
         def balanced_epoch(index):  # every record as often as this epoch's draw says, then shuffled
             key = tf.stack([tf.constant(seed, tf.int64), index])
             firsts = tf.constant(np.cumsum([0] + counts[:-1]), tf.int64)  # record number of each shard's first
-            order = tf.random.experimental.stateless_shuffle(tf.range(len(shards)), seed=key)
+            order = tf.random.experimental.stateless_shuffle(tf.constant(mine, tf.int32), seed=key)
             copies = draw.copies_tensor(index)
 
             def numbered(position):
@@ -107,7 +120,7 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
                 return tf.data.TFRecordDataset(tf.gather(shards, position)).enumerate(first)
 
             stream = tf.data.Dataset.from_tensor_slices(order).interleave(
-                numbered, cycle_length=min(len(shards), 8), num_parallel_calls=AUTOTUNE, deterministic=ordered)
+                numbered, cycle_length=min(len(mine), 8), num_parallel_calls=AUTOTUNE, deterministic=ordered)
             stream = stream.flat_map(lambda number, serialized: tf.data.Dataset.from_tensors(serialized).repeat(
                 tf.gather(copies, number)))
             block = max(SHUFFLE_BLOCK, min(epoch_size, BALANCED_SHUFFLE_BLOCK))
@@ -117,21 +130,49 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
 
         def epoch(index):  # stateless: the shard order and the shuffle of each block of records come from the key
             key = tf.stack([tf.constant(seed, tf.int64), index])
-            order = tf.random.experimental.stateless_shuffle(tf.constant(shards), seed=key)
+            order = tf.random.experimental.stateless_shuffle(tf.constant([shards[p] for p in mine]), seed=key)
             stream = tf.data.Dataset.from_tensor_slices(order).interleave(
-                tf.data.TFRecordDataset, cycle_length=min(len(shards), 8), num_parallel_calls=AUTOTUNE,
+                tf.data.TFRecordDataset, cycle_length=min(len(mine), 8), num_parallel_calls=AUTOTUNE,
                 deterministic=ordered)
             return stream.batch(SHUFFLE_BLOCK).enumerate().map(
                 lambda block, serialized: tf.random.experimental.stateless_shuffle(
                     serialized, seed=tf.random.experimental.stateless_fold_in(key, block))).unbatch()
 
         dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch if draw is None else balanced_epoch).skip(skip)
+        if count > 1 and not by_file:
+            dataset = dataset.shard(count, part)
     dataset = dataset.map(decode_resize(input_size), num_parallel_calls=AUTOTUNE, deterministic=ordered)
     dataset = dataset.batch(batch_size, drop_remainder=training)
     if augment is not None:
         dataset = dataset.enumerate(start_step).map(lambda step, batch: (augment(batch[0], step), batch[1]),
                                                     num_parallel_calls=AUTOTUNE, deterministic=ordered)
     return dataset.prefetch(AUTOTUNE)
+
+
+def splits_by_file(counts: list[int], workers: int) -> bool:
+    """Whether ``workers`` workers read the shards (of these record counts) by file: each its every
+    workers-th shard, when every worker's part then holds records; otherwise each reads all and keeps its
+    every workers-th record (by data)."""
+    return workers > 1 and all(sum(counts[i::workers]) > 0 for i in range(workers)) and len(counts) >= workers
+
+
+def _worker_epoch_sizes(counts: list[int], mine: list[int], draw: EpochDraw | None):
+    """Records a worker reading the shards ``mine`` reads in epoch 0, 1, ... (the draw's copies of them)."""
+    firsts = np.cumsum([0] + counts[:-1])
+    numbers = np.concatenate([np.arange(firsts[p], firsts[p] + counts[p]) for p in mine] or [np.zeros(0, np.int64)])
+    epoch = 0
+    while True:
+        yield int(draw.copies(epoch)[numbers].sum()) if draw is not None else len(numbers)
+        epoch += 1
+
+
+def _position(offset: int, sizes) -> tuple[int, int]:
+    """(epoch, records into it) of record number ``offset`` of a stream of epochs of the given sizes."""
+    for epoch, size in enumerate(sizes):
+        if offset < size or not size:  # (an empty part has nothing to skip)
+            return epoch, offset if size else 0
+        offset -= size
+    raise AssertionError("unreachable: the sizes never end")
 
 
 def steps_per_epoch(records: int, batch_size: int) -> int:

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import tempfile
 import time
 
@@ -33,8 +34,9 @@ from copycat_tf.stage_output import claim_output, normalized
 from copycat_tf.training.augment import build_augmentation, parse_augmentation
 from copycat_tf.training.class_balance import EpochDraw, read_labels
 from copycat_tf.training.config import TrainConfig
-from copycat_tf.training.input import lake_dataset, record_count, steps_per_epoch
-from copycat_tf.training.strategy import choose_strategy, is_chief
+from copycat_tf.training.input import lake_dataset, record_count, shard_record_counts, splits_by_file, steps_per_epoch
+from copycat_tf.training.multi_worker import check_same_step, fit_chunks, worker_layout
+from copycat_tf.training.strategy import choose_strategy, is_chief, is_multi_worker
 from tfrecords_schema import LABELED_IMAGE, fileio, open_folder
 
 log = logging.getLogger("copycat.train")
@@ -203,6 +205,8 @@ def train(config: TrainConfig) -> dict:
     options give the same weights, predictions and metrics, also when the run was killed and resumed.
     """
     config.validate()
+    # First, before any TensorFlow op: a multi-worker strategy configures the collective ops at start-up.
+    strategy = choose_strategy(config.strategy)
     folders = [open_folder(path, LABELED_IMAGE) for path in config.train]
     num_classes, class_names = _classes(folders)
     records = sum(record_count(f) for f in folders)
@@ -229,7 +233,6 @@ def train(config: TrainConfig) -> dict:
         log.info("%s: already trained with these options (%s steps); nothing to do", config.output, finished.get("steps"))
         return finished
 
-    strategy = choose_strategy(config.strategy)
     chief = is_chief(strategy)
     if chief:
         inputs = [("--train", path) for path in config.train] + [("--val", config.val)]
@@ -239,6 +242,11 @@ def train(config: TrainConfig) -> dict:
         if recorded != options:
             fileio.write_text_atomically(RunDir(config.output).run_options,
                                          json.dumps({"stage": "train", "options": options}, indent=2))
+    if is_multi_worker(strategy) and config.batch_size % strategy.num_replicas_in_sync:
+        raise CopycatError(f"--batch_size={config.batch_size} does not split over the {strategy.num_replicas_in_sync} "
+                           "replicas of the cluster: give a multiple of it (it is the global batch)")
+    # The other workers of a cluster write their checkpoints, logs and export into a temporary folder
+    # (deleted at the end), as TensorFlow's multi-worker guide prescribes; only the chief writes --output.
     work_dir = config.output if chief else tempfile.mkdtemp(prefix="copycat-worker-")
     fileio.makedirs(work_dir)
     policy = keras.mixed_precision.global_policy()
@@ -251,6 +259,8 @@ def train(config: TrainConfig) -> dict:
         return _train(config, folders, records, num_classes, class_names, chunk, chunks, total_steps, strategy, chief,
                       work_dir, draw)
     finally:
+        if not chief:
+            shutil.rmtree(work_dir, ignore_errors=True)
         keras.mixed_precision.set_global_policy(policy)
         if determinism is False:
             _set_op_determinism(False)  # as the caller had it
@@ -268,28 +278,51 @@ def _train(config: TrainConfig, folders, records: int, num_classes: int, class_n
         optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, random_states=_random_states(model))
         manager = tf.train.CheckpointManager(checkpoint, RunDir(work_dir).checkpoints, max_to_keep=2)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).expect_partial()
-            log.info("resuming from %s (step %d)", manager.latest_checkpoint, _step(optimizer))
+        # Every worker resumes from the chief's checkpoints (the others' are temporary).
+        latest = tf.train.latest_checkpoint(RunDir(config.output).checkpoints)
+        if latest:
+            checkpoint.restore(latest).expect_partial()
+            log.info("resuming from %s (step %d)", latest, _step(optimizer))
         elif config.init:
             _initialize(model, config.init)
     done = _step(optimizer)
     initial_chunk = done // chunk
+    multi_worker = is_multi_worker(strategy)
+    if multi_worker:
+        check_same_step(strategy, done)
 
     # The input is a function of the seed and the step: shuffled per epoch from (seed, epoch), augmented
     # from (seed, step), so a resumed run reads from step `done` on what an uninterrupted run reads there.
     augment = build_augmentation(config.augment, config.seed)
-    train_data = lake_dataset(folders, config.input_size, config.batch_size, training=True, seed=config.seed,
-                              augment=augment, deterministic=config.deterministic, start_step=done, records=records,
-                              draw=draw)
     val_data = None
     if config.val:
         val_data = lake_dataset([open_folder(config.val, LABELED_IMAGE)], config.input_size, config.batch_size, training=False)
-    callbacks = [_SaveCheckpoint(manager, optimizer),
-                 keras.callbacks.TensorBoard(RunDir(work_dir).tensorboard, update_freq="epoch")]
     started = time.time()
     history = {}
-    if initial_chunk < chunks:
+    if multi_worker:
+        workers = worker_layout(strategy)
+        per_replica = config.batch_size // strategy.num_replicas_in_sync
+
+        def worker_input(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            data = lake_dataset(folders, config.input_size, config.batch_size // workers[0], training=True,
+                                seed=config.seed, augment=augment, deterministic=config.deterministic,
+                                start_step=done, records=records, draw=draw, workers=workers)
+            return data if per_replica == config.batch_size // workers[0] else data.rebatch(per_replica)
+
+        log.info("worker %d of %d reads its part of --train by %s", workers[1] + 1, workers[0],
+                 "file" if splits_by_file([n for f in folders for n in shard_record_counts(f)], workers[0]) else "data")
+        if initial_chunk < chunks:
+            history = fit_chunks(model, optimizer, strategy, strategy.distribute_datasets_from_function(worker_input),
+                                 global_batch=config.batch_size, chunks=chunks, chunk=chunk, initial_chunk=initial_chunk,
+                                 manager=manager, resume_from=RunDir(config.output).checkpoints,
+                                 tensorboard=RunDir(work_dir).tensorboard, val_data=val_data,
+                                 chief=chief, verbose=config.verbose)
+    elif initial_chunk < chunks:
+        train_data = lake_dataset(folders, config.input_size, config.batch_size, training=True, seed=config.seed,
+                                  augment=augment, deterministic=config.deterministic, start_step=done,
+                                  records=records, draw=draw)
+        callbacks = [_SaveCheckpoint(manager, optimizer),
+                     keras.callbacks.TensorBoard(RunDir(work_dir).tensorboard, update_freq="epoch")]
         history = model.fit(train_data, epochs=chunks, steps_per_epoch=chunk, initial_epoch=initial_chunk,
                             validation_data=val_data, callbacks=callbacks, verbose=config.verbose,
                             shuffle=False).history  # the tf.data input shuffles itself
@@ -306,9 +339,9 @@ def _train(config: TrainConfig, folders, records: int, num_classes: int, class_n
         metrics["class_balance"] = draw.summary(num_classes)
     for key, values in metrics["history"].items():
         metrics[f"final_{key}"] = values[-1]
+    run = RunDir(work_dir)  # every worker saves (a distributed save may need them all); only the chief's is kept
+    model.save(run.model)
+    export_classifier(model, run.export)
     if chief:
-        run = RunDir(config.output)
-        model.save(run.model)
-        export_classifier(model, run.export)
         fileio.write_text_atomically(run.metrics, json.dumps(metrics, indent=2))
     return metrics

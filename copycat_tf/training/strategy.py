@@ -59,3 +59,8 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """Whether the strategy spans a cluster of workers (trained by copycat's own step loop, not Keras's fit)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)

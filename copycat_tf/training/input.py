@@ -89,7 +89,8 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
     ``batch_size`` is then its local batch (the global batch / count). With at least as many shards as
     workers each worker reads its own shards (every count-th of the listed ones: by file); with fewer, each
     reads the whole stream an uninterrupted one-worker run reads and keeps every count-th record (by
-    data; also when a worker's shards would hold no record), so together the workers' batches of step s hold the records of that run's global batch s.
+    data; also when a worker's shards would hold no record), so together the workers' batches of step s
+    hold the records of that run's global batch s.
     """
     ordered = deterministic or not training
     counts = [n for folder in folders for n in shard_record_counts(folder)]  # a damaged folder stops here
@@ -109,36 +110,8 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
         else:  # by data (or one worker): the one-worker stream, of which this worker keeps every count-th record
             first_epoch, skip = divmod(start_step * batch_size * count, max(1, epoch_size))
 
-        def balanced_epoch(index):  # every record as often as this epoch's draw says, then shuffled
-            key = tf.stack([tf.constant(seed, tf.int64), index])
-            firsts = tf.constant(np.cumsum([0] + counts[:-1]), tf.int64)  # record number of each shard's first
-            order = tf.random.experimental.stateless_shuffle(tf.constant(mine, tf.int32), seed=key)
-            copies = draw.copies_tensor(index)
-
-            def numbered(position):
-                first = tf.gather(firsts, position)
-                return tf.data.TFRecordDataset(tf.gather(shards, position)).enumerate(first)
-
-            stream = tf.data.Dataset.from_tensor_slices(order).interleave(
-                numbered, cycle_length=min(len(mine), 8), num_parallel_calls=AUTOTUNE, deterministic=ordered)
-            stream = stream.flat_map(lambda number, serialized: tf.data.Dataset.from_tensors(serialized).repeat(
-                tf.gather(copies, number)))
-            block = max(SHUFFLE_BLOCK, min(epoch_size, BALANCED_SHUFFLE_BLOCK))
-            return stream.batch(block).enumerate().map(
-                lambda block, serialized: tf.random.experimental.stateless_shuffle(
-                    serialized, seed=tf.random.experimental.stateless_fold_in(key, block))).unbatch()
-
-        def epoch(index):  # stateless: the shard order and the shuffle of each block of records come from the key
-            key = tf.stack([tf.constant(seed, tf.int64), index])
-            order = tf.random.experimental.stateless_shuffle(tf.constant([shards[p] for p in mine]), seed=key)
-            stream = tf.data.Dataset.from_tensor_slices(order).interleave(
-                tf.data.TFRecordDataset, cycle_length=min(len(mine), 8), num_parallel_calls=AUTOTUNE,
-                deterministic=ordered)
-            return stream.batch(SHUFFLE_BLOCK).enumerate().map(
-                lambda block, serialized: tf.random.experimental.stateless_shuffle(
-                    serialized, seed=tf.random.experimental.stateless_fold_in(key, block))).unbatch()
-
-        dataset = tf.data.Dataset.counter(first_epoch).flat_map(epoch if draw is None else balanced_epoch).skip(skip)
+        read_epoch = _epoch_reader(shards, counts, mine, seed, draw, ordered, epoch_size)
+        dataset = tf.data.Dataset.counter(first_epoch).flat_map(read_epoch).skip(skip)
         if count > 1 and not by_file:
             dataset = dataset.shard(count, part)
     dataset = dataset.map(decode_resize(input_size), num_parallel_calls=AUTOTUNE, deterministic=ordered)
@@ -147,6 +120,42 @@ def lake_dataset(folders: list[LakeFolder], input_size: int, batch_size: int, tr
         dataset = dataset.enumerate(start_step).map(lambda step, batch: (augment(batch[0], step), batch[1]),
                                                     num_parallel_calls=AUTOTUNE, deterministic=ordered)
     return dataset.prefetch(AUTOTUNE)
+
+
+def _epoch_reader(shards: list[str], counts: list[int], mine: list[int], seed: int, draw: EpochDraw | None,
+                  ordered: bool, epoch_size: int):
+    """Epoch index → that epoch's serialized records from the shards numbered ``mine``: every record once
+    (or, with ``draw``, as often as the epoch's draw says), in an order drawn from (seed, epoch)."""
+    def balanced_epoch(index):  # every record as often as this epoch's draw says, then shuffled
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        firsts = tf.constant(np.cumsum([0] + counts[:-1]), tf.int64)  # record number of each shard's first
+        order = tf.random.experimental.stateless_shuffle(tf.constant(mine, tf.int32), seed=key)
+        copies = draw.copies_tensor(index)
+
+        def numbered(position):
+            first = tf.gather(firsts, position)
+            return tf.data.TFRecordDataset(tf.gather(shards, position)).enumerate(first)
+
+        stream = tf.data.Dataset.from_tensor_slices(order).interleave(
+            numbered, cycle_length=min(len(mine), 8), num_parallel_calls=AUTOTUNE, deterministic=ordered)
+        stream = stream.flat_map(lambda number, serialized: tf.data.Dataset.from_tensors(serialized).repeat(
+            tf.gather(copies, number)))
+        block = max(SHUFFLE_BLOCK, min(epoch_size, BALANCED_SHUFFLE_BLOCK))
+        return stream.batch(block).enumerate().map(
+            lambda block, serialized: tf.random.experimental.stateless_shuffle(
+                serialized, seed=tf.random.experimental.stateless_fold_in(key, block))).unbatch()
+
+    def epoch(index):  # stateless: the shard order and the shuffle of each block of records come from the key
+        key = tf.stack([tf.constant(seed, tf.int64), index])
+        order = tf.random.experimental.stateless_shuffle(tf.constant([shards[p] for p in mine]), seed=key)
+        stream = tf.data.Dataset.from_tensor_slices(order).interleave(
+            tf.data.TFRecordDataset, cycle_length=min(len(mine), 8), num_parallel_calls=AUTOTUNE,
+            deterministic=ordered)
+        return stream.batch(SHUFFLE_BLOCK).enumerate().map(
+            lambda block, serialized: tf.random.experimental.stateless_shuffle(
+                serialized, seed=tf.random.experimental.stateless_fold_in(key, block))).unbatch()
+
+    return epoch if draw is None else balanced_epoch
 
 
 def splits_by_file(counts: list[int], workers: int) -> bool:
@@ -168,9 +177,9 @@ def _worker_epoch_sizes(counts: list[int], mine: list[int], draw: EpochDraw | No
 
 def _position(offset: int, sizes) -> tuple[int, int]:
     """(epoch, records into it) of record number ``offset`` of a stream of epochs of the given sizes."""
-    for epoch, size in enumerate(sizes):
-        if offset < size or not size:  # (an empty part has nothing to skip)
-            return epoch, offset if size else 0
+    for epoch, size in enumerate(sizes):  # (an epoch the draw leaves empty for this worker is passed over)
+        if offset < size:
+            return epoch, offset
         offset -= size
     raise AssertionError("unreachable: the sizes never end")
 

@@ -34,8 +34,8 @@ from copycat_tf.stage_output import claim_output, normalized
 from copycat_tf.training.augment import build_augmentation, parse_augmentation
 from copycat_tf.training.class_balance import EpochDraw, read_labels
 from copycat_tf.training.config import TrainConfig
-from copycat_tf.training.input import lake_dataset, record_count, shard_record_counts, splits_by_file, steps_per_epoch
-from copycat_tf.training.multi_worker import check_same_step, fit_chunks, worker_layout
+from copycat_tf.training.input import lake_dataset, record_count, steps_per_epoch
+from copycat_tf.training.multi_worker import check_same_step, cluster_input, fit_chunks
 from copycat_tf.training.strategy import choose_strategy, is_chief, is_multi_worker
 from tfrecords_schema import LABELED_IMAGE, fileio, open_folder
 
@@ -212,13 +212,7 @@ def train(config: TrainConfig) -> dict:
     records = sum(record_count(f) for f in folders)
     if records == 0:
         raise CopycatError(f"--train={','.join(config.train)} holds no images")
-    draw = None
-    if config.class_balance in ("resample", "sqrt"):
-        draw = EpochDraw(read_labels([path for folder in folders for path in folder.shards]), config.seed,
-                         power=0.5 if config.class_balance == "sqrt" else 0.0)
-        if draw.labels.max() >= num_classes:
-            raise CopycatError(f"--train={','.join(config.train)} holds label {draw.labels.max()} but says "
-                               f"{num_classes} classes")
+    draw = _epoch_draw(config, folders, num_classes)
     per_epoch = steps_per_epoch(draw.epoch_size if draw else records, config.batch_size)
     planned = config.epochs * per_epoch
     if config.checkpoint_every > planned:
@@ -233,18 +227,12 @@ def train(config: TrainConfig) -> dict:
         log.info("%s: already trained with these options (%s steps); nothing to do", config.output, finished.get("steps"))
         return finished
 
-    chief = is_chief(strategy)
-    if chief:
-        inputs = [("--train", path) for path in config.train] + [("--val", config.val)]
-        if config.init and config.init != "imagenet":
-            inputs.append(("--init", config.init))
-        claim_output(config.output, "train", inputs, clear=False)
-        if recorded != options:
-            fileio.write_text_atomically(RunDir(config.output).run_options,
-                                         json.dumps({"stage": "train", "options": options}, indent=2))
     if is_multi_worker(strategy) and config.batch_size % strategy.num_replicas_in_sync:
         raise CopycatError(f"--batch_size={config.batch_size} does not split over the {strategy.num_replicas_in_sync} "
                            "replicas of the cluster: give a multiple of it (it is the global batch)")
+    chief = is_chief(strategy)
+    if chief:
+        _claim(config, options if recorded != options else None)
     # The other workers of a cluster write their checkpoints, logs and export into a temporary folder
     # (deleted at the end), as TensorFlow's multi-worker guide prescribes; only the chief writes --output.
     work_dir = config.output if chief else tempfile.mkdtemp(prefix="copycat-worker-")
@@ -266,10 +254,33 @@ def train(config: TrainConfig) -> dict:
             _set_op_determinism(False)  # as the caller had it
 
 
-def _train(config: TrainConfig, folders, records: int, num_classes: int, class_names: list[str], chunk: int,
-           chunks: int, total_steps: int, strategy, chief: bool, work_dir: str, draw: EpochDraw | None) -> dict:
-    log.info("training %s on %d images (%d classes), %d steps of %d in %d replicas (%s)", config.model, records,
-             num_classes, total_steps, config.batch_size, strategy.num_replicas_in_sync, type(strategy).__name__)
+def _epoch_draw(config: TrainConfig, folders, num_classes: int) -> EpochDraw | None:
+    """--class_balance=resample or sqrt: which record is read how often in each epoch (None: each once)."""
+    if config.class_balance not in ("resample", "sqrt"):
+        return None
+    draw = EpochDraw(read_labels([path for folder in folders for path in folder.shards]), config.seed,
+                     power=0.5 if config.class_balance == "sqrt" else 0.0)
+    if draw.labels.max() >= num_classes:
+        raise CopycatError(f"--train={','.join(config.train)} holds label {draw.labels.max()} but says "
+                           f"{num_classes} classes")
+    return draw
+
+
+def _claim(config: TrainConfig, new_options: dict | None) -> None:
+    """The chief takes --output for this stage (refused if another stage's) and records new options."""
+    inputs = [("--train", path) for path in config.train] + [("--val", config.val)]
+    if config.init and config.init != "imagenet":
+        inputs.append(("--init", config.init))
+    claim_output(config.output, "train", inputs, clear=False)
+    if new_options is not None:
+        fileio.write_text_atomically(RunDir(config.output).run_options,
+                                     json.dumps({"stage": "train", "options": new_options}, indent=2))
+
+
+def _build(config: TrainConfig, num_classes: int, total_steps: int, strategy, work_dir: str):
+    """The model and optimizer under the strategy, resumed from the chief's last checkpoint (every worker
+    reads the chief's: the others' are temporary) or initialized from --init; and this worker's
+    checkpoint manager."""
     with strategy.scope():
         model = build_model(config.model, num_classes, config.input_size, width=config.width, dropout=config.dropout)
         optimizer = keras.optimizers.SGD(learning_rate=paper_schedule(config.lr, total_steps), momentum=config.momentum,
@@ -278,13 +289,20 @@ def _train(config: TrainConfig, folders, records: int, num_classes: int, class_n
         optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, random_states=_random_states(model))
         manager = tf.train.CheckpointManager(checkpoint, RunDir(work_dir).checkpoints, max_to_keep=2)
-        # Every worker resumes from the chief's checkpoints (the others' are temporary).
         latest = tf.train.latest_checkpoint(RunDir(config.output).checkpoints)
         if latest:
             checkpoint.restore(latest).expect_partial()
             log.info("resuming from %s (step %d)", latest, _step(optimizer))
         elif config.init:
             _initialize(model, config.init)
+    return model, optimizer, manager
+
+
+def _train(config: TrainConfig, folders, records: int, num_classes: int, class_names: list[str], chunk: int,
+           chunks: int, total_steps: int, strategy, chief: bool, work_dir: str, draw: EpochDraw | None) -> dict:
+    log.info("training %s on %d images (%d classes), %d steps of %d in %d replicas (%s)", config.model, records,
+             num_classes, total_steps, config.batch_size, strategy.num_replicas_in_sync, type(strategy).__name__)
+    model, optimizer, manager = _build(config, num_classes, total_steps, strategy, work_dir)
     done = _step(optimizer)
     initial_chunk = done // chunk
     multi_worker = is_multi_worker(strategy)
@@ -294,36 +312,27 @@ def _train(config: TrainConfig, folders, records: int, num_classes: int, class_n
     # The input is a function of the seed and the step: shuffled per epoch from (seed, epoch), augmented
     # from (seed, step), so a resumed run reads from step `done` on what an uninterrupted run reads there.
     augment = build_augmentation(config.augment, config.seed)
+
+    def read(batch_size: int, workers: tuple[int, int] = (1, 0)) -> tf.data.Dataset:
+        return lake_dataset(folders, config.input_size, batch_size, training=True, seed=config.seed, augment=augment,
+                            deterministic=config.deterministic, start_step=done, records=records, draw=draw,
+                            workers=workers)
+
     val_data = None
     if config.val:
         val_data = lake_dataset([open_folder(config.val, LABELED_IMAGE)], config.input_size, config.batch_size, training=False)
     started = time.time()
     history = {}
-    if multi_worker:
-        workers = worker_layout(strategy)
-        per_replica = config.batch_size // strategy.num_replicas_in_sync
-
-        def worker_input(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            data = lake_dataset(folders, config.input_size, config.batch_size // workers[0], training=True,
-                                seed=config.seed, augment=augment, deterministic=config.deterministic,
-                                start_step=done, records=records, draw=draw, workers=workers)
-            return data if per_replica == config.batch_size // workers[0] else data.rebatch(per_replica)
-
-        log.info("worker %d of %d reads its part of --train by %s", workers[1] + 1, workers[0],
-                 "file" if splits_by_file([n for f in folders for n in shard_record_counts(f)], workers[0]) else "data")
-        if initial_chunk < chunks:
-            history = fit_chunks(model, optimizer, strategy, strategy.distribute_datasets_from_function(worker_input),
-                                 global_batch=config.batch_size, chunks=chunks, chunk=chunk, initial_chunk=initial_chunk,
-                                 manager=manager, resume_from=RunDir(config.output).checkpoints,
-                                 tensorboard=RunDir(work_dir).tensorboard, val_data=val_data,
-                                 chief=chief, verbose=config.verbose)
+    if multi_worker and initial_chunk < chunks:
+        history = fit_chunks(model, optimizer, strategy, cluster_input(strategy, config.batch_size, read, folders),
+                             global_batch=config.batch_size, chunks=chunks, chunk=chunk, initial_chunk=initial_chunk,
+                             manager=manager, resume_from=RunDir(config.output).checkpoints,
+                             tensorboard=RunDir(work_dir).tensorboard, val_data=val_data, chief=chief,
+                             verbose=config.verbose)
     elif initial_chunk < chunks:
-        train_data = lake_dataset(folders, config.input_size, config.batch_size, training=True, seed=config.seed,
-                                  augment=augment, deterministic=config.deterministic, start_step=done,
-                                  records=records, draw=draw)
         callbacks = [_SaveCheckpoint(manager, optimizer),
                      keras.callbacks.TensorBoard(RunDir(work_dir).tensorboard, update_freq="epoch")]
-        history = model.fit(train_data, epochs=chunks, steps_per_epoch=chunk, initial_epoch=initial_chunk,
+        history = model.fit(read(config.batch_size), epochs=chunks, steps_per_epoch=chunk, initial_epoch=initial_chunk,
                             validation_data=val_data, callbacks=callbacks, verbose=config.verbose,
                             shuffle=False).history  # the tf.data input shuffles itself
     seconds = time.time() - started

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from copycat_tf.errors import CopycatError
+from copycat_tf.training.input import shard_record_counts, splits_by_file
 
 log = logging.getLogger("copycat.train")
 
@@ -31,6 +32,26 @@ def worker_layout(strategy) -> tuple[int, int]:
     tasks = [("chief", i) for i in range(len(spec.get("chief", [])))]
     tasks += [("worker", i) for i in range(len(spec.get("worker", [])))]
     return len(tasks), tasks.index((resolver.task_type, int(resolver.task_id)))
+
+
+def cluster_input(strategy, global_batch: int, read, folders) -> tf.distribute.DistributedDataset:
+    """This worker's part of the training input, as the strategy hands it to its replicas.
+
+    ``read(batch_size, workers)`` gives the lake input of one worker of ``workers`` = (count, index) in
+    batches of its share of the global batch (see ``lake_dataset``: by file, or by data when a worker
+    would get no shard with records); each replica of the worker then takes its own batches."""
+    workers = worker_layout(strategy)
+    local = global_batch // workers[0]
+    per_replica = global_batch // strategy.num_replicas_in_sync
+    counts = [n for folder in folders for n in shard_record_counts(folder)]
+    log.info("worker %d of %d reads its part of --train by %s", workers[1] + 1, workers[0],
+             "file" if splits_by_file(counts, workers[0]) else "data")
+
+    def worker_input(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        data = read(local, workers)
+        return data if per_replica == local else data.rebatch(per_replica)
+
+    return strategy.distribute_datasets_from_function(worker_input)
 
 
 def check_same_step(strategy, step: int) -> None:
@@ -69,12 +90,23 @@ def _counts(labels, probabilities):
     return tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int64)), tf.float32))
 
 
+def _validate(val_step, val_data: tf.data.Dataset) -> dict[str, float]:
+    """Loss and accuracy over the whole --val folder (on the chief, with the weights as they are)."""
+    total, right, seen = 0.0, 0.0, 0
+    for images, labels in val_data:
+        batch_loss, batch_right, batch_seen = val_step(images, labels)
+        total, right, seen = total + float(batch_loss), right + float(batch_right), seen + int(batch_seen)
+    return {"val_loss": total / max(1, seen), "val_accuracy": right / max(1, seen)}
+
+
 def fit_chunks(model: keras.Model, optimizer, strategy, dataset: tf.distribute.DistributedDataset, *, global_batch: int,
                chunks: int, chunk: int, initial_chunk: int, manager: tf.train.CheckpointManager, resume_from: str,
                tensorboard: str,
                val_data: tf.data.Dataset | None, chief: bool, verbose: int) -> dict[str, list[float]]:
     """Train chunks ``initial_chunk`` .. ``chunks - 1`` of ``chunk`` steps; returns the history, as ``fit`` does.
     ``manager`` saves this worker's checkpoints; ``resume_from`` is the chief's folder of them."""
+
+    stepper = model.optimizer  # under mixed_float16, compile wrapped the optimizer in a LossScaleOptimizer
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
@@ -83,8 +115,9 @@ def fit_chunks(model: keras.Model, optimizer, strategy, dataset: tf.distribute.D
             loss = tf.nn.compute_average_loss(tf.cast(per_image, tf.float32), global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n([tf.cast(x, tf.float32) for x in model.losses]))
-        gradients = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            scaled = stepper.scale_loss(loss)  # the loss itself unless a loss scale guards float16 gradients
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        stepper.apply_gradients(zip(gradients, model.trainable_variables))  # (unscaled there)
         return loss, _counts(labels, probabilities)
 
     @tf.function
@@ -115,11 +148,7 @@ def fit_chunks(model: keras.Model, optimizer, strategy, dataset: tf.distribute.D
                 bar.update(step + 1, [("loss", losses[-1])])
         logs = {"loss": float(np.mean(losses)), "accuracy": correct / (chunk * global_batch)}
         if val_data is not None and chief:
-            total, right, seen = 0.0, 0.0, 0
-            for images, labels in val_data:
-                batch_loss, batch_right, batch_seen = val_step(images, labels)
-                total, right, seen = total + float(batch_loss), right + float(batch_right), seen + int(batch_seen)
-            logs.update(val_loss=total / max(1, seen), val_accuracy=right / max(1, seen))
+            logs.update(_validate(val_step, val_data))
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
         with writer.as_default():

@@ -146,3 +146,42 @@ def test_pool_transforms(dask_args, images, tmp_path):
                                                        variants=["grayscale", "invert+contrast"], seed=0),
                             runner=runner, pipeline_args=args)
     _same(str(tmp_path / "direct"), str(tmp_path / "dask"))
+
+
+class _LoadCountingHandler(steal_labels.OracleModelHandler):
+    """The steal stage's oracle handler, also noting each load (process id) in a folder."""
+
+    def __init__(self, loads: str, *args):
+        super().__init__(*args)
+        self._loads = loads
+
+    def load_model(self):
+        loaded = super().load_model()
+        with open(os.path.join(self._loads, f"{os.getpid()}-{len(os.listdir(self._loads))}"), "w"):
+            pass
+        return loaded
+
+
+def test_the_oracle_is_loaded_once_per_worker_process(dask_args, tmp_path):
+    from apache_beam.ml.inference.base import RunInference
+
+    from copycat_tf.oracles import open_oracle
+
+    oracle = OracleSpec(save_bytes_oracle(str(tmp_path / "oracle")))
+    fingerprint = open_oracle(oracle).fingerprint
+    loads = tmp_path / "loads"
+    loads.mkdir()
+    answers = tmp_path / "answers"
+    handler = _LoadCountingHandler(str(loads), oracle, fingerprint, str(tmp_path / "ledger"), "run", 4, None, None)
+    with make_pipeline("DaskRunner", dask_args) as pipeline:
+        _ = (pipeline
+             | beam.Create([image_record(i, 16, 16) for i in range(48)])
+             | beam.Reshuffle()
+             | RunInference(handler)
+             | beam.Map(lambda p: f"{p.example['id']} {p.inference}")
+             | beam.io.WriteToText(str(answers)))
+    answered = [line for path in tmp_path.glob("answers*") for line in open(path)]
+    assert len(answered) == 48  # 12 batches of 4
+    pids = [name.split("-")[0] for name in os.listdir(loads)]
+    assert pids and len(pids) == len(set(pids)), f"a worker process loaded the oracle more than once: {sorted(pids)}"
+    assert len(set(pids)) <= 2  # the cluster's two worker processes

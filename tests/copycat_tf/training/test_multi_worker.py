@@ -179,7 +179,7 @@ def test_a_killed_worker_restarted_resumes_and_the_run_ends_at_the_same_step(fol
     processes = _start_cluster(folders["four_shards"], [output, output], scratch, flags)
     deadline = time.time() + 300
     while time.time() < deadline and all(p.poll() is None for p in processes):
-        if list((output / "checkpoints").glob("ckpt-*.index")) if (output / "checkpoints").exists() else []:
+        if tf.train.latest_checkpoint(str(output / "checkpoints")):  # saved and committed (state file written)
             break
         time.sleep(0.05)
     assert all(p.poll() is None for p in processes), "a worker ended before one could be killed"

@@ -27,6 +27,7 @@ import statistics
 from copycat_tf.errors import CopycatError
 from copycat_tf.plan import StageCall, execute, join, unique
 from copycat_tf.run_dir import RunDir, RunName, lake_manifest
+from copycat_tf.training.config import TrainConfig
 
 EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage")
 STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms", "adaptive+transforms+variants")
@@ -87,15 +88,14 @@ class _Planner:
         self.calls.append(StageCall(stage, tuple(args), done))
 
     def prepare(self) -> str:
-        args = [f"--problem={self.c['problem']}", f"--output={self.problem}", f"--data_dir={self.c.get('data_dir', 'data')}",
+        args = [f"--problem={self.c['problem']}", f"--output={self.problem}", *_given(self.c, "data_dir"),
                 f"--seed={self.seed}"]
         if self.c.get("tfds_data_dir"):
             args.append(f"--tfds_data_dir={self.c['tfds_data_dir']}")
         self.add("prepare-problem", args, lake_manifest(self.tdd))
         npdd = join(self.lake, "npdd")
         args = [f"--source={s}" for s in self.c.get("sources", ["bundled"])]
-        args += [f"--bundled_crops={self.c.get('bundled_crops', 2000)}", f"--max_side={self.c.get('max_side', 256)}",
-                 f"--seed={self.seed}", f"--output={npdd}"]
+        args += [*_given(self.c, "bundled_crops", "max_side"), f"--seed={self.seed}", f"--output={npdd}"]
         if self.c.get("tfds_data_dir"):
             args.append(f"--tfds_data_dir={self.c['tfds_data_dir']}")
         self.add("build-npdd", args + self.c.get("beam_options", []), lake_manifest(npdd))
@@ -103,10 +103,9 @@ class _Planner:
 
     def train(self, run: str, model: dict, data: str, *extra: str, seed: int | None = None,
               epochs: int | None = None) -> str:
-        args = [f"--model={model['model']}", f"--width={model.get('width', 1.0)}", f"--input_size={model.get('input_size', 32)}",
-                f"--epochs={epochs or model.get('epochs', 5)}", f"--lr={model.get('lr', 0.01)}",
-                f"--batch_size={model.get('batch_size', 32)}", f"--seed={self.seed if seed is None else seed}",
-                f"--train={data}", f"--output={run}", *extra]
+        args = [f"--model={model['model']}", *_given(model, "width", "input_size"),
+                *([f"--epochs={epochs}"] if epochs else _given(model, "epochs")), *_given(model, "lr", "batch_size"),
+                f"--seed={self.seed if seed is None else seed}", f"--train={data}", f"--output={run}", *extra]
         self.add("train", args + model.get("train_options", []), RunDir(run).metrics)
         return run
 
@@ -116,7 +115,7 @@ class _Planner:
 
     def steal(self, images: str, target_run: str, output: str, *extra: str) -> str:
         args = [f"--images={images}", f"--oracle={RunDir(target_run).export}", "--batch_size=64", f"--output={output}",
-                f"--price_per_1000={self.c.get('price_per_1000', 1.0)}", *extra]
+                *_given(self.c, "price_per_1000"), *extra]
         self.add("steal-labels", args + self.c.get("beam_options", []), lake_manifest(output))
         return output
 
@@ -134,7 +133,7 @@ class _Planner:
     def evaluate(self, run: str, target_run: str) -> str:
         output = RunDir(run).evaluation
         self.add("evaluate", [f"--model={RunDir(run).export}", f"--reference={RunDir(target_run).export}",
-                              f"--test={self.tdd}", f"--bootstrap={self.c.get('bootstrap', 500)}", f"--output={output}"],
+                              f"--test={self.tdd}", *_given(self.c, "bootstrap"), f"--output={output}"],
                  output)
         return output
 
@@ -151,7 +150,7 @@ class _Planner:
             made.append(self.train(_run(runs, "CC", arch, "NPDD+PDD", "SL", budget=budget), model, pdd_sl,
                                    f"--init={made[0]}",
                                    f"--augment={FINE_TUNE_AUGMENT}", seed=seed,
-                                   epochs=max(1, model.get("epochs", 5) // 2)))
+                                   epochs=max(1, model.get("epochs", TrainConfig.epochs) // 2)))
         return made
 
     def recipe_run(self, runs: str, target_run: str, npdd: str, model: dict, name: str, recipe: dict,
@@ -175,6 +174,12 @@ class _Planner:
     def lake_of(self, runs: str) -> str:
         """The lake beside a runs folder (OUT/runs → OUT/lake; OUT/robustness/seedS/runs → .../seedS/lake)."""
         return runs[: -len("/runs")] + "/lake" if runs.endswith("/runs") else self.lake
+
+
+def _given(settings: dict, *names: str) -> list[str]:
+    """``--name=value`` for each name the config sets; a name it leaves out is left to the stage's own
+    default (its Config dataclass), so every default is written once."""
+    return [f"--{name}={settings[name]}" for name in names if settings.get(name) is not None]
 
 
 def _name(folder: str) -> str:
@@ -230,7 +235,7 @@ def plan(config: dict, output: str) -> Plan:
         relevance = join(runs, "relevance")
         copycats = [r for r in result.evaluated if RunDir(r).run_name.kind == "CC"]
         p.add("relevance", [f"--target={target}", *(f"--copycat={r}" for r in copycats), f"--images={p.tdd}",
-                            f"--count={config['relevance'].get('count', 4)}", f"--output={relevance}"],
+                            *_given(config["relevance"], "count"), f"--output={relevance}"],
               join(relevance, "relevance.json"))
     result.report = join(p.out, "report")
     p.add("report", [f"--runs={runs}", f"--output={result.report}"], join(result.report, "index.html"))

@@ -82,6 +82,26 @@ def test_every_shipped_config_plans_at_both_scales(name):
         assert len({c.done for c in result.calls}) == len(result.calls)
 
 
+def test_a_setting_the_config_leaves_out_is_the_stages_own_default():
+    """One definition per default: the plan passes only what the config says (issue #13: --lr and --bootstrap
+    had other defaults in the composers than in the binaries)."""
+    config = load_config(str(CONFIGS / "digits.json"), small=True)
+    calls = plan({**config, "experiments": ["same_architecture"]}, "/x").calls
+    trains = [c for c in calls if c.stage == "train"]
+    assert {c.flag("lr") for c in trains} == {str(config["copycat"]["lr"])}  # said: passed on
+    bare = {key: value for key, value in config.items() if key not in ("bootstrap", "price_per_1000", "data_dir")}
+    bare["target"] = {key: value for key, value in config["target"].items() if key != "lr"}
+    bare["copycat"] = {key: value for key, value in config["copycat"].items() if key not in ("lr", "epochs")}
+    calls = plan({**bare, "experiments": ["same_architecture"]}, "/x").calls
+    assert all(c.flag("lr") is None for c in calls if c.stage == "train")  # copycat-train's --lr default applies
+    assert all(c.flag("epochs") is None for c in calls if c.stage == "train" and "/CC-" in c.flag("output")
+               and "+PDD" not in c.flag("output"))
+    evaluations = [c for c in calls if c.stage == "evaluate"]
+    assert evaluations and all(c.flag("bootstrap") is None for c in evaluations)
+    assert all(c.flag("price_per_1000") is None for c in calls if c.stage == "steal-labels")
+    assert all(c.flag("data_dir") is None for c in calls if c.stage == "prepare-problem")
+
+
 def test_data_curve_points_are_prefixes_of_one_query_order():
     config = load_config(str(CONFIGS / "digits.json"), small=True)
     calls = plan({**config, "experiments": ["same_architecture", "data_curve"],

@@ -10,7 +10,8 @@ Behaviour of a careful client of a paid API:
     every byte of the answer), enforced by a watchdog that cuts the socket, so a server that drips
     a byte at a time cannot hold it longer;
   * bounded retries with exponential backoff and jitter on 408, 429, 5xx, timeouts and connection
-    errors (other answers fail at once: retrying cannot fix them). A retry of a request the server
+    errors (other answers fail at once: retrying cannot fix them); a Retry-After in seconds is waited
+    out (a request is never resent sooner), and one of more than 5 minutes stops the run instead. A retry of a request the server
     may have received is a new query: it is paid for in the ledger first
     (copycat_tf.ledger.pay_for_resend) and not made when the budget cannot pay for the whole batch;
   * no redirects: a 3xx is an error naming where it pointed, so credentials only ever go to the
@@ -45,6 +46,7 @@ from copycat_tf.oracles.base import (Oracle, OracleError, batch_name, class_ids,
                                      url_secrets)
 
 RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+MAX_RETRY_AFTER_S = 300.0  # a server asking for a longer wait (a spent quota) stops the run instead
 DEFAULT_KEY_ENV = "COPYCAT_ORACLE_API_KEY"
 MAX_REPLY_BYTES = 64 << 20  # an answer larger than this is refused (a class per image is a few bytes)
 _ERROR_DETAIL_CHARS = 300
@@ -80,9 +82,19 @@ class _RateLimiter:
 class _Failure(Exception):
     """One request failed; ``delivered``: the server may have received the images (a retry pays again)."""
 
-    def __init__(self, message: str, retryable: bool, delivered: bool):
+    def __init__(self, message: str, retryable: bool, delivered: bool, retry_after: float | None = None):
         super().__init__(message)
         self.message, self.retryable, self.delivered = message, retryable, delivered
+        self.retry_after = retry_after  # seconds the server asked to wait (Retry-After), if it said
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds of a Retry-After header given in seconds (an HTTP date or nonsense: None, the backoff decides)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < float("inf") else None
 
 
 class RestOracle(Oracle):
@@ -292,7 +304,12 @@ class RestOracle(Oracle):
                            "(credentials go only to the origin they were given for). Fix: pass the final URL as --oracle",
                            False, True)
         if status in RETRYABLE_STATUS:
-            raise _Failure(f"HTTP {status} {reason}", True, True)
+            wait = _retry_after(response.getheader("Retry-After"))
+            if wait is not None and wait > MAX_RETRY_AFTER_S:
+                raise _Failure(f"HTTP {status} {reason}, asking to wait {wait:.0f} s before another request (a quota "
+                               "or rate limit); stopped instead of waiting. Fix: rerun later (every answer so far is "
+                               "kept)", False, True)
+            raise _Failure(f"HTTP {status} {reason}", True, True, retry_after=wait)
         if not 200 <= status < 300:
             detail = scrub_text(data[: 16 * _ERROR_DETAIL_CHARS].decode("utf-8", errors="replace"), self._secrets)
             detail = " ".join(detail.split())[:_ERROR_DETAIL_CHARS]
@@ -325,7 +342,8 @@ class RestOracle(Oracle):
             if attempt:
                 with self._count_lock:
                     self.retries += 1
-                time.sleep(self._backoff * 2 ** (attempt - 1) * (0.5 + random.random()))
+                backoff = self._backoff * 2 ** (attempt - 1) * (0.5 + random.random())
+                time.sleep(max(backoff, failure.retry_after or 0.0))  # the server's Retry-After, when it said one
                 if not paid:
                     refused = ledger_module.pay_for_resend(count)
                     if refused:

@@ -25,6 +25,7 @@ from copycat_tf.errors import CopycatError
 from copycat_tf.evaluation import EvaluateConfig
 from copycat_tf.oracles import OracleSpec
 from copycat_tf.relevance.figures import RelevanceConfig
+from copycat_tf.serving.config import ServeConfig
 from copycat_tf.report import ReportConfig
 from copycat_tf.training.loop import TrainConfig
 
@@ -42,16 +43,19 @@ CONFIGS = {
     "report": (lambda: ReportConfig(runs=["r"], output="o"), "report.py"),
     "demo": (lambda: DemoConfig(output="o"), "demo.py"),
     "train": (lambda: TrainConfig(model="vgg16_bn", train=["t"], output="o"), "train.py"),
+    "serve": (lambda: ServeConfig(model="m"), "serve.py"),
 }
 
 # Binaries whose flags are generated from their Config (issue #13: a knob is written once): every stage of
 # the registry that has a Config.
 GENERATED = {name.replace("-", "_"): (stage.binary, *stage.config.split(":"))
              for name, stage in ((n, stages.get(n)) for n in stages.names()) if stage.config}
+GENERATED["serve"] = ("copycat_bin.serve", "copycat_tf.serving.config", "ServeConfig")  # a tool, not a stage
 OWN_FLAGS = {  # flags a binary defines that are no knob of its stage
     "train": set(), "balance": {"runner"},  # Beam stages' --runner (copycat_bin.app)
     "evaluate": {"output"},  # where the report JSON goes; the stage returns it
     "steal_labels": {"runner"}, "ensemble": set(), "build_npdd": {"runner"}, "prepare_problem": {"runner"}, "relevance": set(), "report": set(), "demo": set(),
+    "serve": set(),
 }
 CHECKS = {  # flag types, per binary
     "train": {"train": "list of strings", "epochs": "int", "lr": "float", "deterministic": "bool", "val": "string"},
@@ -61,6 +65,7 @@ CHECKS = {  # flag types, per binary
                      "num_classes": "int", "adaptive_variants": "float", "pool_transforms": "list of strings",
                      "oracle_verify_tls": "bool", "strategy": "string"},
     "ensemble": {"members": "list of strings", "output": "string"},
+    "serve": {"model": "string", "port": "int", "top1": "bool", "quota": "int", "rate": "float"},
     "build_npdd": {"source": "multi string", "max_file_mb": "float", "workers": "int", "tfds_data_dir": "string"},
     "prepare_problem": {"problem": "string", "data_dir": "string", "tfds_data_dir": "string"},
     "relevance": {"target": "string", "copycat": "multi string", "count": "int", "max_images": "int"},
@@ -150,6 +155,8 @@ def _run_binary(module, *args):
     ("balance", ["--input=i", "--output=o", "--per_class=-3"], r"--per_class=-3 is out of range"),
     ("steal_labels", ["--images=i", "--oracle=o", "--output=o2", "--strategy=bogus"],
      r"--strategy='bogus' is unknown; use one of random, adaptive"),
+    ("serve", ["--model=m", "--port=70000"], r"--port=70000 is out of range"),
+    ("serve", ["--model=/no/such/export"], r"--model=/no/such/export is not a SavedModel"),
 ])
 def test_a_binary_refuses_with_one_line_and_exit_2(module, args, message, tmp_path):
     code, lines = _run_binary(module, *args)

@@ -1,0 +1,83 @@
+"""The answer defenses and the per-key limits, on made-up probabilities (no model, no server)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from copycat_tf.serving.defenses import KeyLimits, Watermark, answer_chain, defend, fingerprint
+
+K = 5
+
+
+def _probabilities(n, seed=0):
+    rng = np.random.default_rng(seed)
+    raw = rng.random((n, K)).astype(np.float32)
+    return raw / raw.sum(axis=1, keepdims=True)
+
+
+def _images(n, prefix=b"img"):
+    return [prefix + str(i).encode() for i in range(n)]
+
+
+def test_top1_and_rounding_keep_the_argmax():
+    probabilities = _probabilities(500)
+    bare = defend([], _images(500), probabilities)
+    np.testing.assert_array_equal(bare.class_ids, probabilities.argmax(axis=1))
+    rounded = defend(answer_chain(round_to=1), _images(500), probabilities)
+    np.testing.assert_array_equal(rounded.class_ids, bare.class_ids)
+    assert np.all(np.abs(rounded.probabilities * 10 - np.round(rounded.probabilities * 10)) < 1e-5)
+    top1 = defend(answer_chain(round_to=2, top1=True), _images(500), probabilities)
+    assert top1.probabilities is None
+    np.testing.assert_array_equal(top1.class_ids, bare.class_ids)
+
+
+def test_the_watermark_is_keyed_repeatable_wrong_and_of_the_asked_share():
+    images = _images(20_000)
+    probabilities = _probabilities(20_000)
+    true = probabilities.argmax(axis=1)
+    mark = Watermark(b"owner secret", 0.02)
+    first = defend([mark], images, probabilities)
+    again = defend([Watermark(b"owner secret", 0.02)], images, probabilities)
+    np.testing.assert_array_equal(first.class_ids, again.class_ids)  # repeatable: the same image, the same answer
+    changed = first.class_ids != true
+    assert 0.015 < changed.mean() < 0.025  # the share asked (2% of 20,000: 400 ± ~60)
+    assert all(notes == ["watermark"] for notes, c in zip(first.notes, changed) if c)
+    assert not any(notes for notes, c in zip(first.notes, changed) if not c)
+    # the probabilities stay a distribution whose argmax is the answered (wrong) class
+    np.testing.assert_array_equal(first.probabilities.argmax(axis=1), first.class_ids)
+    np.testing.assert_allclose(first.probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    other = defend([Watermark(b"another secret", 0.02)], images, probabilities).class_ids != true
+    assert (changed & other).sum() < 0.1 * changed.sum()  # another key marks other images
+    labels = [mark.label(b"x%d" % i, 3, K) for i in range(2000)]
+    assert 3 not in labels and set(labels) == {0, 1, 2, 4}  # never the true class, every other one
+
+
+def test_key_limits_quota_window_and_rate_with_retry_after():
+    now = [100.0]
+    limits = KeyLimits(quota=10, window_s=60, clock=lambda: now[0])
+    assert limits.admit("a", 6) is None
+    assert limits.admit("a", 5) == pytest.approx(60.0)  # would pass 11 > 10: wait for the window's end
+    assert limits.admit("b", 10) is None  # per key
+    now[0] += 30
+    assert limits.admit("a", 4) is None and limits.admit("a", 1) == pytest.approx(30.0)
+    now[0] += 30
+    assert limits.admit("a", 10) is None  # a new window
+    assert math.isinf(limits.admit("a", 11))  # never fits
+
+    rate = KeyLimits(rate=4.0, clock=lambda: now[0])
+    assert rate.admit("a", 4) is None
+    assert rate.admit("a", 2) == pytest.approx(0.5)  # two tokens at 4 per second
+    now[0] += 0.5
+    assert rate.admit("a", 2) is None
+    assert rate.admit("a", 1) == pytest.approx(0.25)
+
+
+def test_the_fingerprint_names_every_defense_and_no_secret():
+    bare = fingerprint("abc", KeyLimits(), [])
+    assert bare == "abc"
+    marked = fingerprint("abc", KeyLimits(), answer_chain(Watermark(b"s1", 0.01)))
+    assert marked.startswith("abc+") and marked != fingerprint("abc", KeyLimits(), answer_chain(Watermark(b"s2", 0.01)))
+    assert fingerprint("abc", KeyLimits(quota=5), []) != fingerprint("abc", KeyLimits(quota=6), [])
+    assert fingerprint("abc", KeyLimits(), answer_chain(top1=True)) != bare
+    assert "s1" not in str(Watermark(b"s1", 0.01).spec())

@@ -1,0 +1,192 @@
+"""copycat-serve on loopback: the REST oracle client attacks it unchanged, keys, limits, defenses, concurrency."""
+
+import base64
+import concurrent.futures
+import json
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from copycat_tf.errors import CopycatError
+from copycat_tf.oracles import OracleSpec, open_oracle
+from copycat_tf.serving.config import ServeConfig
+from copycat_tf.serving.model import load_predict
+from copycat_tf.serving.server import ServedModel, read_api_keys, start_in_thread
+from tests.conftest import image_record
+from tests.tiny_oracles import NUM_CLASSES, save_bytes_oracle
+
+KEYS = "# name:secret\nalice:alice-secret\nbob:bob-secret\n"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = save_bytes_oracle(str(tmp_path_factory.mktemp("oracle") / "export"))
+    predict, identity = load_predict(path)
+    images = [image_record(i, 16, 16)["image"] for i in range(64)]
+    return path, predict, identity, images
+
+
+@pytest.fixture
+def server(model, tmp_path):
+    """Start a server with the given options; yields a function returning (url, served)."""
+    path, predict, identity, _ = model
+    (tmp_path / "keys.txt").write_text(KEYS)
+    stops = []
+
+    def start(secret: bytes | None = None, **options):
+        config = ServeConfig(model=path, api_keys=str(tmp_path / "keys.txt"), query_log=str(tmp_path / "log.jsonl"),
+                             port=0, **options)
+        config.validate()
+        served = ServedModel(predict, identity, config, read_api_keys(config.api_keys), secret)
+        url, stop = start_in_thread(served)
+        stops.append(stop)
+        return url, served
+
+    yield start
+    for stop in stops:
+        stop()
+
+
+def _post(url, images, key="alice-secret"):
+    body = json.dumps({"instances": [{"b64": base64.b64encode(i).decode()} for i in images]}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Authorization": f"Bearer {key}",
+                                                              "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read()), dict(response.headers)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}"), dict(error.headers)
+
+
+def _log(tmp_path):
+    return [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+
+
+def test_the_rest_oracle_client_attacks_it_unchanged_and_every_answer_is_logged(model, server, tmp_path, monkeypatch):
+    path, predict, _, images = model
+    url, served = server()
+    monkeypatch.setenv("COPYCAT_ORACLE_API_KEY", "bob-secret")
+    remote = open_oracle(OracleSpec(url, num_classes=NUM_CLASSES))
+    local = open_oracle(OracleSpec(path))
+    np.testing.assert_array_equal(remote.classify(images[:40]), local.classify(images[:40]))
+    lines = _log(tmp_path)
+    assert len(lines) == 40 and {line["key"] for line in lines} == {"bob"}
+    assert [line["class_id"] for line in lines] == local.classify(images[:40]).tolist()
+    assert lines[0]["fingerprint"] == served.fingerprint and not lines[0]["defenses"]
+
+
+def test_keys_models_and_bodies_are_checked(model, server, tmp_path):
+    images = model[3]
+    url, _ = server()
+    assert _post(url, images[:2], key="mallory")[0] == 401
+    assert _post(url.replace("/model:", "/other:"), images[:2])[0] == 404
+    status, answer, _ = _post(url, [])
+    assert status == 400 and "instances" in answer["error"]
+    status, answer, headers = _post(url, images[:3])
+    assert status == 200 and len(answer["predictions"]) == 3 and headers["X-Copycat-Fingerprint"]
+    assert len(answer["predictions"][0]["probabilities"]) == NUM_CLASSES
+    assert len(_log(tmp_path)) == 3  # only answered images are logged
+    with pytest.raises(CopycatError, match="line 1: write 'name:secret'"):
+        (tmp_path / "bad.txt").write_text("nocolon\n")
+        read_api_keys(str(tmp_path / "bad.txt"))
+
+
+def test_top1_and_rounding_answer_the_same_classes(model, server):
+    images = model[3]
+    bare_url, bare = server()
+    url, defended = server(top1=True)
+    rounded_url, _ = server(round_to=1)
+    plain = _post(bare_url, images)[1]["predictions"]
+    top1 = _post(url, images)[1]["predictions"]
+    rounded = _post(rounded_url, images)[1]["predictions"]
+    assert all(set(p) == {"class_id"} for p in top1)
+    assert [p["class_id"] for p in top1] == [p["class_id"] for p in plain] == [p["class_id"] for p in rounded]
+    assert all(abs(v * 10 - round(v * 10)) < 1e-6 for p in rounded for v in p["probabilities"])
+    assert defended.fingerprint != bare.fingerprint
+
+
+def test_the_watermark_changes_a_keyed_share_and_the_log_says_which(model, server, tmp_path):
+    images = model[3]
+    bare_url, _ = server()
+    url, _ = server(secret=b"owner secret", watermark_share=0.25)
+    plain = [p["class_id"] for p in _post(bare_url, images)[1]["predictions"]]
+    marked = [p["class_id"] for p in _post(url, images)[1]["predictions"]]
+    again = [p["class_id"] for p in _post(url, images)[1]["predictions"]]
+    assert marked == again  # repeatable
+    changed = [a != b for a, b in zip(plain, marked)]
+    assert 4 <= sum(changed) <= 30  # about a quarter of 64
+    logged = [line for line in _log(tmp_path) if line["defenses"]]
+    assert len(logged) == 2 * sum(changed) and {line["defenses"][0] for line in logged} == {"watermark"}
+
+
+def test_the_quota_answers_429_with_retry_after_and_the_client_waits_out_a_rate_limit(model, server, tmp_path,
+                                                                                      monkeypatch):
+    images = model[3]
+    url, _ = server(quota=10, quota_window_s=3600)
+    assert _post(url, images[:8])[0] == 200
+    status, answer, headers = _post(url, images[:8])
+    assert status == 429 and 3590 <= int(headers["Retry-After"]) <= 3600
+    assert _post(url, images[:8], key="bob-secret")[0] == 200  # per key
+    # The client stops at once on a wait longer than 5 minutes (a spent quota), naming it.
+    monkeypatch.setenv("COPYCAT_ORACLE_API_KEY", "alice-secret")
+    with pytest.raises(CopycatError, match="asking to wait 3[56]\\d\\d s"):
+        open_oracle(OracleSpec(url, num_classes=NUM_CLASSES, max_retries=3)).classify(images[:8])
+
+    rate_url, _ = server(rate=8.0)
+    client = open_oracle(OracleSpec(rate_url, num_classes=NUM_CLASSES, max_retries=5))
+    started = time.monotonic()
+    for start in range(0, 32, 8):
+        client.classify(images[start:start + 8])
+    assert time.monotonic() - started >= 2.5  # 32 images at 8 per second, one second's burst: ≥ 3 s of waits
+    assert client.retries >= 3  # refused, waited out the Retry-After, answered
+
+
+def test_concurrent_clients_are_batched_and_every_answer_is_accounted_for(model, server, tmp_path):
+    images = model[3]
+    url, served = server(max_wait_ms=20.0)
+    expected = [p["class_id"] for p in _post(url, images)[1]["predictions"]]
+
+    def client(number):
+        answers = []
+        for start in range(0, 16, 4):
+            chunk = list(range((number * 4 + start) % 60, (number * 4 + start) % 60 + 4))
+            status, answer, _ = _post(url, [images[i] for i in chunk], key="alice-secret" if number % 2 else "bob-secret")
+            assert status == 200
+            answers.extend(zip(chunk, [p["class_id"] for p in answer["predictions"]]))
+        return answers
+
+    calls_before = served.batcher.calls
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = [pair for answers in pool.map(client, range(16)) for pair in answers]
+    assert len(results) == 16 * 16 and all(expected[i] == c for i, c in results)
+    lines = _log(tmp_path)
+    assert len(lines) == 64 + 16 * 16 and served.answered == len(lines)
+    assert {line["key"] for line in lines[64:]} == {"alice", "bob"}
+    assert served.batcher.calls - calls_before < 16 * 4  # requests shared model calls
+
+
+def test_the_binary_serves_until_interrupted(model, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path, _, _, images = model
+    log = tmp_path / "queries.jsonl"
+    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "copycat-serve"), f"--model={path}",
+                                "--port=0", f"--query_log={log}", "--top1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        line = process.stdout.readline()
+        assert line.startswith(f"serving {path} at http://127.0.0.1:"), line + process.stderr.read()[-2000:]
+        url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        status, answer, _ = _post(url, images[:5], key="")  # no --api_keys: anyone may ask, logged as anonymous
+        assert status == 200 and all(set(p) == {"class_id"} for p in answer["predictions"])
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+    assert process.returncode == 0
+    assert [json.loads(x)["key"] for x in log.read_text().splitlines()] == ["anonymous"] * 5

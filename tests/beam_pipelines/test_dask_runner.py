@@ -15,6 +15,7 @@ import pytest
 from beam_pipelines import balance, build_npdd, pool_transforms, prepare_problem, steal_labels
 from beam_pipelines.runner import make_pipeline
 from copycat_tf.oracles import OracleSpec
+from tests.beam_pipelines.load_counting import LoadCountingHandler
 from tests.conftest import image_record, labeled_record
 from tests.tiny_oracles import save_bytes_oracle
 from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, write_manifest, write_shards
@@ -148,20 +149,6 @@ def test_pool_transforms(dask_args, images, tmp_path):
     _same(str(tmp_path / "direct"), str(tmp_path / "dask"))
 
 
-class _LoadCountingHandler(steal_labels.OracleModelHandler):
-    """The steal stage's oracle handler, also noting each load (process id) in a folder."""
-
-    def __init__(self, loads: str, *args):
-        super().__init__(*args)
-        self._loads = loads
-
-    def load_model(self):
-        loaded = super().load_model()
-        with open(os.path.join(self._loads, f"{os.getpid()}-{len(os.listdir(self._loads))}"), "w"):
-            pass
-        return loaded
-
-
 def test_the_oracle_is_loaded_once_per_worker_process(dask_args, tmp_path):
     from apache_beam.ml.inference.base import RunInference
 
@@ -172,7 +159,7 @@ def test_the_oracle_is_loaded_once_per_worker_process(dask_args, tmp_path):
     loads = tmp_path / "loads"
     loads.mkdir()
     answers = tmp_path / "answers"
-    handler = _LoadCountingHandler(str(loads), oracle, fingerprint, str(tmp_path / "ledger"), "run", 4, None, None)
+    handler = LoadCountingHandler(str(loads), oracle, fingerprint, str(tmp_path / "ledger"), "run", 4, None, None)
     with make_pipeline("DaskRunner", dask_args) as pipeline:
         _ = (pipeline
              | beam.Create([image_record(i, 16, 16) for i in range(48)])

@@ -13,6 +13,8 @@ A *variant* is a chain of transforms joined by ``+``; ``--pool_transforms`` list
                 (8x8 digits, 32x32 photos) once the oracle has resized them
     plain       a plain background: the darkest 50-80% of the pixels (a random share) black, the rest
                 stretched; ``plain+invert`` gives dark objects on white
+    strokes     a line drawing instead of the photo (only its size is kept): 1-3 random pen strokes
+                (curves, lines, arcs), light on black, softened; ``strokes+invert`` dark on white
 
     --pool_transforms=grayscale+contrast,grayscale+invert+contrast,zoom+grayscale+contrast
 
@@ -33,6 +35,8 @@ from typing import Sequence
 import apache_beam as beam
 import numpy as np
 import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageFilter
 import PIL.ImageOps
 
 from beam_pipelines import lake_io
@@ -91,8 +95,42 @@ def _plain(image, rng):
     return PIL.Image.fromarray(stretched.astype(np.uint8))
 
 
+def _strokes(image, rng):
+    """A line drawing instead of the photo: one to three random pen strokes (Bezier curves, straight lines
+    or elliptic arcs) of random width, light on black, softened a little; the image gives only the size.
+    Free and unlimited, it stands for "marks on a plain background" (follow with ``invert`` for dark on
+    light); an oracle of another look gives these its catch-all answers, and the family mixture then
+    spends little on them."""
+    width, height = image.size
+    side = min(width, height)
+    canvas = PIL.Image.new("L", (width, height), 0)
+    draw = PIL.ImageDraw.Draw(canvas)
+
+    def point():
+        return (rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height)
+
+    for _ in range(rng.randint(1, 3)):
+        pen = max(1, round(side * rng.uniform(0.05, 0.14)))
+        shape = rng.random()
+        if shape < 0.6:  # a cubic Bezier curve through four random control points
+            p = [point() for _ in range(4)]
+            steps = [i / 24 for i in range(25)]
+            curve = [tuple((1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b + 3 * (1 - t) * t ** 2 * c + t ** 3 * d
+                           for a, b, c, d in zip(*p)) for t in steps]
+            draw.line(curve, fill=255, width=pen, joint="curve")
+        elif shape < 0.8:  # a straight line
+            draw.line([point(), point()], fill=255, width=pen)
+        else:  # an arc of an ellipse
+            (x0, y0), (x1, y1) = point(), point()
+            box = (min(x0, x1), min(y0, y1), max(x0, x1) + side * 0.1, max(y0, y1) + side * 0.1)
+            start = rng.uniform(0, 360)
+            draw.arc(box, start, start + rng.uniform(90, 360), fill=255, width=pen)
+    canvas = canvas.filter(PIL.ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    return canvas.convert("RGB")
+
+
 TRANSFORMS = {"grayscale": _grayscale, "invert": _invert, "contrast": _contrast, "zoom": _zoom, "rotate": _rotate,
-              "lowres": _lowres, "plain": _plain}
+              "lowres": _lowres, "plain": _plain, "strokes": _strokes}
 
 
 def parse_variants(spec: str | Sequence[str] | None) -> list[str]:

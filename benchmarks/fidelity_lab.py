@@ -130,7 +130,16 @@ PLAIN = (
     "grayscale+contrast+plain+lowres+invert",
     "grayscale+invert+contrast+plain+lowres+invert",
 )
-FAMILY_SETS = {"base": FAMILIES, "plain": FAMILIES + PLAIN}
+# Procedural line drawings: random pen strokes (curves, lines, arcs) on a plain background, drawn from the
+# seed alone (the photo crop only gives the size): free, unlimited, and a prior of "marks on a plain
+# background" that names no problem. Light on black, or dark on white, sharp or blurred.
+STROKES = (
+    "strokes",
+    "strokes+invert",
+    "strokes+lowres",
+    "strokes+invert+lowres",
+)
+FAMILY_SETS = {"base": FAMILIES, "plain": FAMILIES + PLAIN, "strokes": FAMILIES + STROKES}
 
 
 def log(*parts):
@@ -398,6 +407,7 @@ STACKS = {
     "L2xp": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pseudo=True),
     "L2plainx": Stack(families="mixture", family_set="plain", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xs": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5),
+    "L2xS": Stack(families="mixture", family_set="strokes", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xsE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5, ensemble=3),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
     "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),

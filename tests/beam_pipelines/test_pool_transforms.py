@@ -68,6 +68,18 @@ def test_plain_leaves_a_light_object_on_a_black_background(picture):
     assert luminance[background].max() <= luminance[~background].min()
 
 
+def test_strokes_draw_marks_on_a_plain_background_from_the_seed_alone(picture):
+    drawn = _pixels(apply_variant(picture, "strokes", random.Random(5)))
+    assert drawn.shape == _pixels(picture).shape
+    assert (drawn[..., 0] == drawn[..., 1]).all() and (drawn[..., 0] == drawn[..., 2]).all()  # gray
+    assert 0.5 <= (drawn[..., 0] < 16).mean() < 0.99 and drawn.max() >= 200  # mostly black, some bright ink
+    black = PIL.Image.new("RGB", picture.size)
+    np.testing.assert_array_equal(_pixels(apply_variant(black, "strokes", random.Random(5))), drawn)  # not the photo
+    assert not np.array_equal(_pixels(apply_variant(picture, "strokes", random.Random(6))), drawn)  # the seed is
+    dark_on_white = _pixels(apply_variant(picture, "strokes+invert", random.Random(5)))
+    assert (dark_on_white == 255 - drawn).all()
+
+
 def test_derived_records_are_seeded_and_keep_their_lineage():
     record = image_record(5, 32, 32)
     first, again, other_seed = derive(record, "zoom+rotate", 0), derive(record, "zoom+rotate", 0), derive(record, "zoom+rotate", 1)

@@ -76,6 +76,8 @@ for _stage in (
     Stage("report", "the paper's tables and figures for whatever runs exist", "copycat_bin.report",
           "copycat_tf.report_config:ReportConfig"),
     Stage("demo", "the whole attack on the embedded default, offline", "copycat_bin.demo", "copycat_tf.demo:DemoConfig"),
+    Stage("serve", "a model behind extraction defenses, served over HTTP until stopped (for API owners)",
+          "copycat_bin.serve", "copycat_tf.serving.config:ServeConfig"),
     Stage("experiment", "a paper experiment (or coverage) from a JSON config, as a resumable plan",
           "copycat_bin.experiment"),
 ):

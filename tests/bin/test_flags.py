@@ -50,7 +50,6 @@ CONFIGS = {
 # the registry that has a Config.
 GENERATED = {name.replace("-", "_"): (stage.binary, *stage.config.split(":"))
              for name, stage in ((n, stages.get(n)) for n in stages.names()) if stage.config}
-GENERATED["serve"] = ("copycat_bin.serve", "copycat_tf.serving.config", "ServeConfig")  # a tool, not a stage
 OWN_FLAGS = {  # flags a binary defines that are no knob of its stage
     "train": set(), "balance": {"runner"},  # Beam stages' --runner (copycat_bin.app)
     "evaluate": {"output"},  # where the report JSON goes; the stage returns it

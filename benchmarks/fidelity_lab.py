@@ -408,6 +408,8 @@ STACKS = {
     "L2plainx": Stack(families="mixture", family_set="plain", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xs": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5),
     "L2xS": Stack(families="mixture", family_set="strokes", train="resample", expand_rounds=4, seed_fraction=0.5),
+    "L2xSs": Stack(families="mixture", family_set="strokes", train="resample", expand_rounds=4, seed_fraction=0.5,
+                   temper=0.5),
     "L2xsE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5, ensemble=3),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
     "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),

@@ -53,6 +53,7 @@ class StealLabelsConfig:
     def validate(self) -> None:
         """Refuse out-of-range numbers (one line naming the flag) before any work."""
         check_rules(self, self.RULES)
+        self.adaptive.check()  # and the adaptive knobs' checks that span two fields
 
     @property
     def ledger_root(self) -> str:

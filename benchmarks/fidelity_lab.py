@@ -95,6 +95,7 @@ from beam_pipelines.balance import copies_of, targets  # noqa: E402
 from beam_pipelines.image_decode import downscale  # noqa: E402
 from beam_pipelines.sources import _CutCrop, bundled_photo_paths  # noqa: E402
 from copycat_tf.adaptive import interim, selection  # noqa: E402
+from copycat_tf.adaptive.mixture import entropy, max_entropy_mixture  # noqa: E402
 from copycat_tf.models import build_model  # noqa: E402
 from copycat_tf.training.augment import build_augmentation  # noqa: E402
 from copycat_tf.training.loop import paper_schedule  # noqa: E402
@@ -199,10 +200,10 @@ def _dataset(x, y, w, batch_size, seed, augment, mixup=0.0, num_classes=0):
 
 
 def train_classifier(x, y, num_classes, epochs=8, seed=0, weights=None, augment=None, lr=0.01, batch_size=32,
-                     model=None, mixup=0.0):
+                     model=None, mixup=0.0, width=0.25):
     keras.utils.set_random_seed(seed)
     if model is None:
-        model = build_model("vgg16_bn", num_classes, SIZE, width=0.25)
+        model = build_model("vgg16_bn", num_classes, SIZE, width=width)
     steps_epoch = max(1, math.ceil(len(x) / batch_size))
     total = steps_epoch * epochs
     optimizer = keras.optimizers.SGD(learning_rate=paper_schedule(lr, total), momentum=0.9, weight_decay=5e-4)
@@ -288,31 +289,6 @@ class Stolen:
 # ----------------------------------------------------------------------------------------------------------------
 # L1: the per-oracle query distribution.
 
-def max_entropy_mixture(histograms: np.ndarray, iterations: int = 2000, step: float = 0.5, floor: float = 0.2) -> np.ndarray:
-    """Family weights w maximizing the entropy of the expected label distribution sum_f w_f p_f.
-
-    p_f is family f's probe histogram shrunk towards the pooled one (a prior worth K labels), so a family
-    seen 15 times cannot win on noise; ``floor`` of the budget stays spread evenly over all families.
-    """
-    histograms = np.asarray(histograms, np.float64)
-    k = histograms.shape[1]
-    pooled = (histograms.sum(axis=0) + 1.0) / (histograms.sum() + k)
-    p = (histograms + k * pooled) / (histograms.sum(axis=1, keepdims=True) + k)
-    w = np.full(len(p), 1.0 / len(p))
-    for _ in range(iterations):
-        q = w @ p
-        gradient = -(p * (np.log(q) + 1)).sum(axis=1)
-        w = w * np.exp(step * (gradient - gradient.max()))
-        w /= w.sum()
-    return (1 - floor) * w + floor / len(w)
-
-
-def entropy(histogram) -> float:
-    p = np.asarray(histogram, np.float64)
-    p = p[p > 0] / p.sum()
-    return float(-(p * np.log(p)).sum())
-
-
 def _apportion(total, weights):
     return selection.apportion(int(total), np.asarray(weights, np.float64))
 
@@ -383,6 +359,7 @@ class Stack:
     temper: float = 0.0  # resample: class shares of an epoch ∝ (labels of the class) ** temper (0: equal shares)
     modes: int = 0  # resample: split each class into up to this many look-alike groups, drawn by sqrt(group size)
     guide: float = 0.0  # share of each expand round spent on images an interim copycat pushed toward the class
+    width: float = 0.25  # the copycat's VGG16-BN width multiplier (the target's is 0.25)
 
 
 AUG = "translate,rotate,scale,contrast"
@@ -411,6 +388,9 @@ STACKS = {
     "L2xSs": Stack(families="mixture", family_set="strokes", train="resample", expand_rounds=4, seed_fraction=0.5,
                    temper=0.5),
     "L2xsE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5, ensemble=3),
+    "L2xsW": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5, width=0.5),
+    "L2xSW": Stack(families="mixture", family_set="strokes", train="resample", expand_rounds=4, seed_fraction=0.5,
+                   width=0.5),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
     "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),
     "L2xg": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, guide=0.5),
@@ -737,7 +717,7 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
             rows = np.concatenate([balance(np.arange(len(y)), y, num_classes, budget, seed + 1000 * e)[0]
                                    for e in range(stack.epochs)])
         model = train_classifier(x[rows], y[rows], num_classes, 1, seed, augment=stack.augment, mixup=stack.mixup,
-                                 model=start)
+                                 model=start, width=stack.width)
         if stack.ensemble > 1:
             members = [model] + [train_classifier(x[rows], y[rows], num_classes, 1, seed + m, augment=stack.augment)
                                  for m in range(1, stack.ensemble)]

@@ -30,7 +30,8 @@ from copycat_tf.run_dir import RunDir, RunName, lake_manifest
 from copycat_tf.training.config import TrainConfig
 
 EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage")
-STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms", "adaptive+transforms+variants")
+STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms", "adaptive+transforms+variants",
+              "adaptive+transforms+mixture", "adaptive+transforms+mixture+variants")
 VARIANTS_SHARE = 0.5  # the share of each adaptive round's queries that are variants, unless coverage.variants says
 ARCH = {"vgg16": "VGG", "vgg16_bn": "VGG", "alexnet": "Alex", "alexnet_bn": "Alex"}
 # The one recipe of CC-*-NPDD+PDD-SL: the NPDD copycat fine-tuned on PDD-SL for half its epochs, with augmentation.
@@ -274,7 +275,8 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
     """Each strategy at each budget: steal, then balance to the budget in all and train (``train``: balance),
     and/or train on every stolen label re-drawn balanced each epoch (``resample``: runs named STRATEGY+resample).
     A strategy is ``random`` or ``adaptive``, with ``+transforms`` (the pool transforms) and, for adaptive,
-    ``+variants`` (``--adaptive_variants``: the ``variants`` share of each round, 0.5 unless given).
+    ``+variants`` (``--adaptive_variants``: the ``variants`` share of each round, 0.5 unless given) and
+    ``+mixture`` (``--adaptive_mixture``: the seed set drawn per pool family by the oracle's answers).
     With ``ensemble``: N > 1, each such copycat is N trainings on the same labels (seeds s, s+10, ...; runs
     named LABEL+mI) averaged by copycat-ensemble (run LABEL+ensembleN, the one evaluated)."""
     options = config.get("coverage", {})
@@ -303,6 +305,8 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
                 extra += [f"--pool_transforms={options.get('pool_transforms', 'grayscale+contrast')}", f"--pool={pool}"]
             if "variants" in levers:  # variant queries of the labeled images of rare classes, in each round
                 extra.append(f"--adaptive_variants={options.get('variants', VARIANTS_SHARE)}")
+            if "mixture" in levers:  # the seed set per pool family, weighted by what the oracle's probe answers reveal
+                extra.append("--adaptive_mixture=true")
             if how == "random":  # one ledger per strategy: a budget is a prefix of the next, the curve pays its largest
                 extra.append(f"--ledger={join(p.lake, 'ledgers', _name(target), strategy)}")
             stolen = p.steal(npdd, target, join(stolen_root, f"NPDD-SL.{strategy}@{budget}"), *extra)

@@ -78,6 +78,8 @@ for _stage in (
     Stage("demo", "the whole attack on the embedded default, offline", "copycat_bin.demo", "copycat_tf.demo:DemoConfig"),
     Stage("serve", "a model behind extraction defenses, served over HTTP until stopped (for API owners)",
           "copycat_bin.serve", "copycat_tf.serving.config:ServeConfig"),
+    Stage("verify-ownership", "whether a suspect model learned a served model's keyed watermark, as a p-value",
+          "copycat_bin.verify_ownership", "copycat_tf.serving.ownership:OwnershipConfig"),
     Stage("experiment", "a paper experiment (or coverage) from a JSON config, as a resumable plan",
           "copycat_bin.experiment"),
 ):

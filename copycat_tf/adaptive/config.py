@@ -7,6 +7,7 @@ import dataclasses
 import types
 
 from copycat_tf.config_checks import Rule, check_rules, option
+from copycat_tf.errors import CopycatError
 
 ADAPTIVE_RULES = (  # the adaptive knobs as fields of StealLabelsConfig.adaptive
     Rule("adaptive.rounds", "adaptive_rounds", 1, 10_000), Rule("adaptive.seed_fraction", "adaptive_seed_fraction", 0, 1, above=True),
@@ -14,6 +15,7 @@ ADAPTIVE_RULES = (  # the adaptive knobs as fields of StealLabelsConfig.adaptive
     Rule("adaptive.input_size", "adaptive_input_size", 8, 512), Rule("adaptive.epochs", "adaptive_epochs", 1, 1000),
     Rule("adaptive.max_train_per_class", "adaptive_max_train_per_class", 1),
     Rule("adaptive.variants", "adaptive_variants", 0, 1),
+    Rule("adaptive.probe_fraction", "adaptive_probe_fraction", 0, 1, above=True),
 )
 
 
@@ -36,10 +38,20 @@ class AdaptiveConfig:
                                  "small turns, shifts and zooms) of images the oracle already put in that class; "
                                  "kept in OUTPUT/variants and labeled like pool images. 0: pool images only.",
                             "variants")
+    mixture: bool = _knob(False, "draw the seed set per family of the pool (the originals and each "
+                                 "--pool_transforms variant) by the oracle's answers: a probe asks an equal share of "
+                                 "every family, then the rest of the seed set follows the family weights that make "
+                                 "the expected label histogram most even (20% spread over all families). Off: "
+                                 "one random order over the whole pool.", "mixture")
+    probe_fraction: float = _knob(0.1, "with --adaptive_mixture, the share of the budget the probe spends (at most "
+                                       "--adaptive_seed_fraction).", "probe_fraction")
 
     def check(self) -> None:
         """The same range checks as StealLabelsConfig.validate (ADAPTIVE_RULES), for callers of the rounds alone."""
         check_rules(types.SimpleNamespace(adaptive=self), ADAPTIVE_RULES)
+        if self.mixture and self.probe_fraction > self.seed_fraction:
+            raise CopycatError(f"--adaptive_probe_fraction={self.probe_fraction} is larger than "
+                               f"--adaptive_seed_fraction={self.seed_fraction}: the probe is part of the seed set")
 
 
 __all__ = ["ADAPTIVE_RULES", "AdaptiveConfig"]

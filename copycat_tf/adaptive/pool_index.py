@@ -7,6 +7,8 @@ memory:
 
     index.json     the pool folder, its manifest digest, the size, the number of images
     ids.txt        content ids, one per line (position = row of the arrays below)
+    sources.txt    each image's ``source`` field, one per line (``transform:VARIANT`` for derived images),
+                   so a strategy can tell the pool's families apart
     thumbs.npy     uint8 [N, S, S, 3] thumbnails (what the interim copycat sees)
     images.bin     the encoded images, back to back; offsets.npy gives each one's [start, end)
 
@@ -27,6 +29,9 @@ from tfrecords_schema.errors import LakeError
 log = logging.getLogger("copycat.adaptive")
 
 
+INDEX_FORMAT = 2  # 2: sources.txt beside ids.txt; an index of another format is rebuilt
+
+
 def _digest(folder: LakeFolder) -> str:
     return hashlib.sha256(json.dumps(folder.manifest.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
@@ -37,6 +42,8 @@ class PoolIndex:
     def __init__(self, path: str):
         with open(os.path.join(path, "ids.txt")) as handle:
             self.ids = handle.read().split()
+        with open(os.path.join(path, "sources.txt")) as handle:
+            self.sources = handle.read().splitlines()
         self.thumbs = np.load(os.path.join(path, "thumbs.npy"), mmap_mode="r")
         self.offsets = np.load(os.path.join(path, "offsets.npy"))
         self._images = open(os.path.join(path, "images.bin"), "rb")
@@ -72,7 +79,7 @@ def _build(folder: LakeFolder, path: str, size: int, batch: int = 256) -> int:
             return tf.cast(tf.round(tf.image.resize(image, (size, size), antialias=True)), tf.uint8)
 
         pixels = tf.map_fn(one, records["image"], fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
-        return records["id"], records["image"], pixels
+        return records["id"], records["image"], records["source"], pixels
 
     total = _count(folder)
     dataset = (tf.data.TFRecordDataset(folder.shards).batch(batch).map(parse)
@@ -80,14 +87,16 @@ def _build(folder: LakeFolder, path: str, size: int, batch: int = 256) -> int:
     thumbs = np.lib.format.open_memmap(os.path.join(path, "thumbs.npy"), "w+", np.uint8, (total, size, size, 3))
     offsets = [0]
     seen = 0
-    with open(os.path.join(path, "ids.txt"), "w") as ids, open(os.path.join(path, "images.bin"), "wb") as images:
-        for batch_ids, batch_images, batch_pixels in dataset.as_numpy_iterator():
+    with (open(os.path.join(path, "ids.txt"), "w") as ids, open(os.path.join(path, "sources.txt"), "w") as sources,
+          open(os.path.join(path, "images.bin"), "wb") as images):
+        for batch_ids, batch_images, batch_sources, batch_pixels in dataset.as_numpy_iterator():
             n = len(batch_ids)
             if seen + n > total:
                 raise LakeError(f"{folder.path} holds more records than its manifest says ({total})")
             thumbs[seen:seen + n] = batch_pixels
-            for image_id, data in zip(batch_ids, batch_images):
+            for image_id, data, source in zip(batch_ids, batch_images, batch_sources):
                 ids.write(image_id.decode() + "\n")
+                sources.write(source.decode().replace("\n", " ") + "\n")
                 images.write(data)
                 offsets.append(offsets[-1] + len(data))
             seen += n
@@ -103,7 +112,7 @@ def _build(folder: LakeFolder, path: str, size: int, batch: int = 256) -> int:
 
 def open_or_build(folder: LakeFolder, work: str, size: int) -> PoolIndex:
     """The index of ``folder`` at thumbnail ``size`` under ``work``, built if missing or stale."""
-    marker = {"pool": folder.path, "manifest": _digest(folder), "size": size}
+    marker = {"pool": folder.path, "manifest": _digest(folder), "size": size, "format": INDEX_FORMAT}
     path = os.path.join(work, f"pool_index-{marker['manifest']}-{size}")  # one cache may serve several pools
     info = os.path.join(path, "index.json")
     if os.path.exists(info):

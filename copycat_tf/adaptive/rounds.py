@@ -16,7 +16,8 @@ Knobs (flags ``--adaptive_*``): ``rounds`` (how many selection rounds share the 
 the seed set), ``seed_fraction`` (share of the budget queried at random first), ``quota`` (labels
 wanted per class; default budget / classes), ``explore`` (share of each round for uncertain
 images), ``variants`` (share of each class's picks made as variants of its labeled images),
-``input_size`` and ``epochs`` of the interim copycat.
+``input_size`` and ``epochs`` of the interim copycat, and ``mixture`` (draw the seed set per pool family by
+the oracle's answers to an equal probe: copycat_tf.adaptive.mixture).
 """
 
 import dataclasses
@@ -27,7 +28,7 @@ import time
 
 import numpy as np
 
-from copycat_tf.adaptive import pool_index, selection, variants
+from copycat_tf.adaptive import mixture, pool_index, selection, variants
 from copycat_tf.adaptive.config import ADAPTIVE_RULES, AdaptiveConfig  # noqa: F401 (ADAPTIVE_RULES: re-exported)
 from copycat_tf.errors import CopycatError
 
@@ -143,7 +144,7 @@ def _rounds(catalog: _Catalog, oracle, ledger, run_id, max_queries, num_classes,
                            "pass the right --num_classes")
     quota = config.quota or max(1, max_queries // num_classes)
     querier = _Querier(catalog, oracle, ledger, run_id, max_queries, batch_size, labels, num_classes)
-    seed_size = _resume_and_seed(catalog, querier, ledger, max_queries, seed, config)
+    seed_size, family_mixture = _resume_and_seed(catalog, querier, ledger, max_queries, seed, config)
     round_size = max(batch_size, math.ceil((max_queries - seed_size) / config.rounds))
     models: dict = {}  # the interim copycat, built when a round first scores the pool
     log_rounds, stop = [], "budget spent"
@@ -182,6 +183,7 @@ def _rounds(catalog: _Catalog, oracle, ledger, run_id, max_queries, num_classes,
     return {"quota": quota, "seed_set": int(seed_size), "round_size": int(round_size), "rounds_run": len(log_rounds),
             "stopped": stop, "rounds": log_rounds, "queries_this_run": querier.sent,
             "variants_labeled": variants_labeled, "config": dataclasses.asdict(config),
+            "family_mixture": family_mixture,
             # the folder the labeled output reads the variants from
             "variants_folder": catalog.store.finish() if variants_labeled else None}
 
@@ -190,19 +192,53 @@ def _budget_left(ledger, max_queries: int) -> int:
     return max(0, max_queries - ledger.spent())
 
 
-def _resume_and_seed(catalog: _Catalog, querier: _Querier, ledger, max_queries: int, seed: int, config) -> int:
-    """Ask again what was in flight when a run was killed, then the random seed set; returns its size."""
+def _resume_and_seed(catalog: _Catalog, querier: _Querier, ledger, max_queries: int, seed: int, config) -> tuple:
+    """Ask again what was in flight when a run was killed, then the seed set; returns its size and, with
+    ``config.mixture``, the family mixture's report (None without)."""
     position = {catalog.id(p): p for p in range(len(catalog))}
     pending = [position[i] for i in ledger.pending_ids() if i in position]
     if pending and _budget_left(ledger, max_queries):
         log.info("adaptive: asking again for %d images that were in flight when the last run stopped", len(pending))
         querier.ask(pending)
     seed_size = max(1, min(max_queries, math.ceil(max_queries * config.seed_fraction)))
-    seed_set = selection.random_order(catalog.index.ids, seed)[:seed_size]
+    order = selection.random_order(catalog.index.ids, seed)
+    if config.mixture:
+        return seed_size, _mixture_seed(catalog, querier, ledger, order, seed_size, max_queries, config)
+    seed_set = order[:seed_size]
     if _budget_left(ledger, max_queries):
         asked = querier.ask(seed_set)
         log.info("adaptive: seed set of %d random images (%d asked now)", len(seed_set), asked)
-    return seed_size
+    return seed_size, None
+
+
+def _mixture_seed(catalog: _Catalog, querier: _Querier, ledger, order: np.ndarray, seed_size: int,
+                  max_queries: int, config) -> dict:
+    """The seed set by families: an equal probe of each, then the max-entropy mixture of their answers.
+
+    Each family is taken in the pool's seeded order, so a resumed run asks the same probe, reads the same
+    answers from the ledger, computes the same weights and continues the same seed set.
+    """
+    families = np.array([mixture.family_of(s) for s in catalog.index.sources])
+    names = sorted(set(families.tolist()))
+    in_order = {name: order[families[order] == name] for name in names}
+    probe = selection.apportion(min(seed_size, max(len(names), math.ceil(max_queries * config.probe_fraction))),
+                                np.ones(len(names)))
+    probe = np.minimum(probe, [len(in_order[name]) for name in names])
+    querier.ask(np.concatenate([in_order[name][:n] for name, n in zip(names, probe)]))
+    labels = querier.labels
+    histograms = np.stack([np.bincount(labels[in_order[name][:n]][labels[in_order[name][:n]] >= 0],
+                                       minlength=querier.num_classes) for name, n in zip(names, probe)])
+    weights = mixture.max_entropy_mixture(histograms)
+    extra = selection.apportion(max(0, seed_size - int(probe.sum())), weights)
+    taken = [min(len(in_order[name]), int(n + e)) for name, n, e in zip(names, probe, extra)]
+    if _budget_left(ledger, max_queries):
+        querier.ask(np.concatenate([in_order[name][n:t] for name, n, t in zip(names, probe, taken)]))
+    report = {name: {"probe": int(n), "probe_histogram": h.tolist(), "entropy": round(mixture.entropy(h), 3),
+                     "weight": round(float(w), 4), "seed_set": t}
+              for name, n, h, w, t in zip(names, probe, histograms, weights, taken)}
+    log.info("adaptive: family mixture over %d families (probe %d): %s", len(names), int(probe.sum()),
+             ", ".join(f"{name} {w:.2f}" for name, w in zip(names, weights)))
+    return report
 
 
 def _ask_round(number: int, catalog: _Catalog, querier: _Querier, candidates, from_pool, made_here, histogram,

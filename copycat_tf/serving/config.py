@@ -33,6 +33,17 @@ class ServeConfig:
                                               "--watermark_share of the queries, which get a keyed wrong label (a "
                                               "DAWN-style watermark that a copy learns).")
     watermark_share: float = _option(0.005, "Share of queries the watermark answers wrongly.")
+    watermark_keep: str | None = _option(None, "Folder where the images the watermark answered wrongly are kept "
+                                               "(KEY/SHA256.img), the evidence copycat-verify-ownership tests a "
+                                               "suspect model on.")
+    misinformation: float | None = _option(None, "Defense (adaptive misinformation): queries whose "
+                                                 "out-of-distribution score, 1 - the largest probability, is above "
+                                                 "this get the least likely class instead.")
+    prada_delta: float | None = _option(None, "Defense (PRADA-style detection): flag a key once the Shapiro-Wilk W "
+                                              "of the distances between its successive queries falls below this "
+                                              "(e.g. 0.9).")
+    prada_min_queries: int = _option(100, "Distances a key's record holds before the detection tests it.")
+    prada_block: bool = _option(False, "Refuse a flagged key's later requests (HTTP 403); off: flag and log only.")
 
     RULES = (
         Rule("port", "port", 0, 65535), Rule("max_batch", "max_batch", 1, 65536),
@@ -40,6 +51,9 @@ class ServeConfig:
         Rule("quota", "quota", 1, 10**12, optional=True), Rule("quota_window_s", "quota_window_s", 0, 10**9, above=True),
         Rule("rate", "rate", 0, 10**9, above=True, optional=True), Rule("round_to", "round_to", 0, 8, optional=True),
         Rule("watermark_share", "watermark_share", 0, 0.5, above=True),
+        Rule("misinformation", "misinformation", 0, 0.999, optional=True),
+        Rule("prada_delta", "prada_delta", 0, 0.9999, above=True, optional=True),
+        Rule("prada_min_queries", "prada_min_queries", 3, 10**9),
     )
 
     def validate(self) -> None:
@@ -48,7 +62,7 @@ class ServeConfig:
             raise CopycatError("--model is required: the SavedModel folder to serve")
         if not self.model_name or any(c in self.model_name for c in "/:? "):
             raise CopycatError(f"--model_name={self.model_name!r}: give a name without '/', ':', '?' or spaces")
-        for name in ("port", "max_batch", "max_images"):
+        for name in ("port", "max_batch", "max_images", "prada_min_queries"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise CopycatError(f"--{name}={value} is out of range: use a whole number")

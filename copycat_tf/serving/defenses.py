@@ -7,7 +7,12 @@ Two kinds:
     ``Watermark`` (a keyed hash of the image picks a small share of queries, which get a keyed wrong
     label, in the style of DAWN: repeatable, so a copy that trained on them can be recognized),
     ``Rounding`` of the probabilities and ``TopOne`` (class ids only). Rounding and top-1 never change
-    the argmax: controls that should not stop a hard-label attacker.
+    the argmax: controls that should not stop a hard-label attacker. ``Misinformation`` (in the style
+    of Kariyappa and Qureshi's adaptive misinformation) answers a misleading label to the queries the
+    model is unsure of (out-of-distribution score 1 - max softmax above a threshold), which natural
+    images sent by a copycat mostly are and the problem's own images mostly are not.
+  * **detection** per API key (copycat_tf.serving.detection): the PRADA-style monitor of the distances
+    between a key's successive queries.
 
 Each defense describes itself (``spec``: no secrets, a digest of a key at most) and the chain's
 fingerprint covers the model's identity and every spec, so a ledger of answers from a defended model
@@ -73,6 +78,38 @@ class Watermark:
             if answers.probabilities is not None:
                 row = answers.probabilities[index]
                 row[[true_label, wrong]] = row[[wrong, true_label]]
+            answers.notes[index].append(self.name)
+        return answers
+
+
+class Misinformation:
+    """Queries whose out-of-distribution score (1 - the largest probability) is above ``threshold`` get the
+    model's least likely class, with the probabilities turned around (∝ 1 - p) so the answer stays a
+    consistent distribution. In-distribution queries (a sure model) are answered as they are."""
+
+    name = "misinformation"
+
+    def __init__(self, threshold: float):
+        if not 0 <= threshold < 1:
+            raise ValueError("the misinformation threshold is an out-of-distribution score in [0, 1)")
+        self.threshold = threshold
+
+    def spec(self) -> dict:
+        return {"name": self.name, "score": "1-max_softmax", "threshold": self.threshold}
+
+    def scores(self, probabilities: np.ndarray) -> np.ndarray:
+        """The out-of-distribution score of each row: 1 - its largest probability."""
+        return 1.0 - np.asarray(probabilities, np.float64).max(axis=1)
+
+    def apply(self, images: list[bytes], answers: Answers, num_classes: int) -> Answers:
+        if answers.probabilities is None:
+            raise ValueError("misinformation needs the model's probabilities: put it before top-1 in the chain")
+        flipped = np.flatnonzero(self.scores(answers.probabilities) > self.threshold)
+        for index in flipped:
+            row = answers.probabilities[index].astype(np.float64)
+            turned = (1.0 - row) / max(1e-12, float((1.0 - row).sum()))
+            answers.probabilities[index] = turned.astype(np.float32)
+            answers.class_ids[index] = int(np.argmin(row))
             answers.notes[index].append(self.name)
         return answers
 
@@ -158,9 +195,12 @@ class KeyLimits:
             return None
 
 
-def answer_chain(watermark: Watermark | None = None, round_to: int | None = None, top1: bool = False) -> list:
-    """The answer defenses in the order they apply: watermark, rounding, top-1."""
+def answer_chain(watermark: Watermark | None = None, round_to: int | None = None, top1: bool = False,
+                 misinformation: float | None = None) -> list:
+    """The answer defenses in the order they apply: misinformation, watermark, rounding, top-1."""
     chain = []
+    if misinformation is not None:
+        chain.append(Misinformation(misinformation))
     if watermark is not None:
         chain.append(watermark)
     if round_to is not None:
@@ -179,9 +219,9 @@ def defend(chain: list, images: list[bytes], probabilities: np.ndarray) -> Answe
     return answers
 
 
-def fingerprint(model_identity: str, limits: KeyLimits, chain: list) -> str:
+def fingerprint(model_identity: str, limits: KeyLimits, chain: list, monitors: tuple = ()) -> str:
     """The served model's identity: the model and every defense's spec (a defended model is another oracle)."""
-    specs = [d.spec() for d in chain] + ([limits.spec()] if limits.active else [])
+    specs = [d.spec() for d in chain] + ([limits.spec()] if limits.active else []) + [m.spec() for m in monitors]
     if not specs:
         return model_identity
     digest = hashlib.sha256(json.dumps({"model": model_identity, "defenses": specs}, sort_keys=True).encode())

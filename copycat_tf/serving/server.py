@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import math
+import os
 import time
 
 import numpy as np
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from copycat_tf.errors import CopycatError
 from copycat_tf.serving.defenses import KeyLimits, answer_chain, defend, fingerprint, Watermark
+from copycat_tf.serving.detection import ExtractionMonitor
 
 log = logging.getLogger("copycat.serve")
 FINGERPRINT_HEADER = "X-Copycat-Fingerprint"
@@ -143,6 +145,31 @@ class QueryLog:
         self._file.close()
 
 
+class WatermarkEvidence:
+    """The images the watermark answered wrongly, kept per key as FOLDER/KEY/SHA256.img: what
+    copycat-verify-ownership asks a suspect model about."""
+
+    def __init__(self, folder: str):
+        self.folder = folder
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise CopycatError(f"--watermark_keep={folder}: cannot create it ({error.strerror})") from None
+
+    def keep(self, key: str, images: list[bytes], notes: list[list[str]]) -> None:
+        for image, note in zip(images, notes):
+            if "watermark" in note:
+                where = os.path.join(self.folder, _safe(key))
+                os.makedirs(where, exist_ok=True)
+                with open(os.path.join(where, hashlib.sha256(image).hexdigest() + ".img"), "wb") as handle:
+                    handle.write(image)
+
+
+def _safe(key: str) -> str:
+    """A key name as a folder name (letters, digits, - _ . kept; anything else as _)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key).lstrip(".") or "_"
+
+
 def _error(status: int, message: str, **headers) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers)
 
@@ -176,8 +203,13 @@ class ServedModel:
         self.keys = keys
         self.limits = KeyLimits(config.quota, config.quota_window_s, config.rate)
         watermark = Watermark(watermark_secret, config.watermark_share) if watermark_secret else None
-        self.chain = answer_chain(watermark, config.round_to, config.top1)
-        self.fingerprint = fingerprint(identity, self.limits, self.chain)
+        self.chain = answer_chain(watermark, config.round_to, config.top1, config.misinformation)
+        self.monitor = None
+        if config.prada_delta is not None:
+            self.monitor = ExtractionMonitor(config.prada_delta, config.prada_min_queries, config.prada_block)
+        self.monitors = (self.monitor,) if self.monitor is not None else ()
+        self.fingerprint = fingerprint(identity, self.limits, self.chain, self.monitors)
+        self.evidence = WatermarkEvidence(config.watermark_keep) if watermark and config.watermark_keep else None
         self.batcher = Batcher(predict, config.max_batch, config.max_wait_ms / 1000.0)
         self.query_log = QueryLog(config.query_log)
         self.answered = 0
@@ -209,6 +241,10 @@ class ServedModel:
             return _error(400, images, **headers)
         if len(images) > self.config.max_images:
             return _error(413, f"{len(images)} images in one request; at most {self.config.max_images}", **headers)
+        flagged_at = self.monitor.blocked(key) if self.monitor is not None else None
+        if flagged_at is not None:
+            return _error(403, f"key {key!r} was flagged as a model-extraction client after {flagged_at} queries; "
+                               "its requests are refused", **headers)
         wait = self.limits.admit(key, len(images))
         if wait is not None:
             retry = "never: the request is larger than the allowance" if math.isinf(wait) else None
@@ -221,6 +257,12 @@ class ServedModel:
         except Exception as error:
             return _error(400, f"the model could not answer: {str(error).splitlines()[0][:300]}", **headers)
         answers = defend(self.chain, images, probabilities)
+        if self.monitor is not None:
+            for notes, flagged in zip(answers.notes, self.monitor.observe(key, images, answers.class_ids)):
+                if flagged:
+                    notes.append("prada:flagged")
+        if self.evidence is not None:
+            self.evidence.keep(key, images, answers.notes)
         self.query_log.write(key, images, answers, self.fingerprint)
         self.answered += len(images)
         predictions = []
@@ -238,7 +280,9 @@ class ServedModel:
                                                             "status": {"error_code": "OK", "error_message": ""}}],
                                   "fingerprint": self.fingerprint,
                                   "defenses": [d.spec() for d in self.chain] + (
-                                      [self.limits.spec()] if self.limits.active else [])},
+                                      [self.limits.spec()] if self.limits.active else []) + [
+                                      m.spec() for m in self.monitors],
+                                  "detection": self.monitor.report() if self.monitor is not None else {}},
                                  headers={FINGERPRINT_HEADER: self.fingerprint})
 
 
@@ -297,7 +341,8 @@ def serve(config, ready=None) -> None:
     predict, identity = load_predict(config.model)
     served = ServedModel(predict, identity, config, keys, secret)
     log.info("serving %s (fingerprint %s) with defenses %s", config.model, served.fingerprint,
-             [d.name for d in served.chain] + (["limits"] if served.limits.active else []) or "none")
+             [d.name for d in served.chain] + (["limits"] if served.limits.active else []) +
+             [m.name for m in served.monitors] or "none")
     try:
         asyncio.run(_serve_forever(served, config.host, config.port, ready))
     except KeyboardInterrupt:

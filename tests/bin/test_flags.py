@@ -26,6 +26,7 @@ from copycat_tf.evaluation import EvaluateConfig
 from copycat_tf.oracles import OracleSpec
 from copycat_tf.relevance.figures import RelevanceConfig
 from copycat_tf.serving.config import ServeConfig
+from copycat_tf.serving.ownership import OwnershipConfig
 from copycat_tf.report import ReportConfig
 from copycat_tf.training.loop import TrainConfig
 
@@ -44,6 +45,8 @@ CONFIGS = {
     "demo": (lambda: DemoConfig(output="o"), "demo.py"),
     "train": (lambda: TrainConfig(model="vgg16_bn", train=["t"], output="o"), "train.py"),
     "serve": (lambda: ServeConfig(model="m"), "serve.py"),
+    "verify_ownership": (lambda: OwnershipConfig(suspect="s", reference="r", key="k", evidence=["e"]),
+                         "verify_ownership.py"),
 }
 
 # Binaries whose flags are generated from their Config (issue #13: a knob is written once): every stage of
@@ -54,7 +57,7 @@ OWN_FLAGS = {  # flags a binary defines that are no knob of its stage
     "train": set(), "balance": {"runner"},  # Beam stages' --runner (copycat_bin.app)
     "evaluate": {"output"},  # where the report JSON goes; the stage returns it
     "steal_labels": {"runner"}, "ensemble": set(), "build_npdd": {"runner"}, "prepare_problem": {"runner"}, "relevance": set(), "report": set(), "demo": set(),
-    "serve": set(),
+    "serve": set(), "verify_ownership": set(),
 }
 CHECKS = {  # flag types, per binary
     "train": {"train": "list of strings", "epochs": "int", "lr": "float", "deterministic": "bool", "val": "string"},
@@ -62,9 +65,12 @@ CHECKS = {  # flag types, per binary
     "evaluate": {"model": "multi string", "test": "string", "bootstrap": "int", "num_classes": "int"},
     "steal_labels": {"oracle": "string", "oracle_timeout": "float", "oracle_value_range": "string enum",
                      "num_classes": "int", "adaptive_variants": "float", "pool_transforms": "list of strings",
-                     "oracle_verify_tls": "bool", "strategy": "string"},
+                     "oracle_verify_tls": "bool", "strategy": "string", "adaptive_mixture": "bool"},
     "ensemble": {"members": "list of strings", "output": "string"},
-    "serve": {"model": "string", "port": "int", "top1": "bool", "quota": "int", "rate": "float"},
+    "serve": {"model": "string", "port": "int", "top1": "bool", "quota": "int", "rate": "float",
+              "misinformation": "float", "prada_delta": "float", "prada_block": "bool", "watermark_keep": "string"},
+    "verify_ownership": {"suspect": "string", "evidence": "list of strings", "controls": "list of strings",
+                         "alpha": "float", "watermark_share": "float"},
     "build_npdd": {"source": "multi string", "max_file_mb": "float", "workers": "int", "tfds_data_dir": "string"},
     "prepare_problem": {"problem": "string", "data_dir": "string", "tfds_data_dir": "string"},
     "relevance": {"target": "string", "copycat": "multi string", "count": "int", "max_images": "int"},

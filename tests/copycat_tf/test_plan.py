@@ -163,6 +163,26 @@ def test_variant_queries_are_a_lever_of_the_adaptive_strategy_in_a_plan():
         assert with_variants.done.endswith("NPDD-SL.adaptive+transforms+variants@2000/manifest.json")
 
 
+def test_the_family_mixture_is_a_lever_of_the_adaptive_strategy_in_a_plan():
+    config = load_config(str(CONFIGS / "digits_coverage.json"), small=False)
+    strategies = ["adaptive+transforms+variants", "adaptive+transforms+mixture+variants"]
+    result = plan({**config, "coverage": {**config["coverage"], "strategies": strategies, "budgets": [2000]}}, "/x")
+    steals = _by_output(result.calls)
+    without, with_mixture = (steals[f"{p['stolen']}/manifest.json"] for p in result.coverage)
+    assert without.flag("adaptive_mixture") is None and with_mixture.flag("adaptive_mixture") == "true"
+    assert with_mixture.flag("adaptive_variants") == "0.5" and with_mixture.flag("pool_transforms")
+
+
+@pytest.mark.parametrize("name", ["digits_mixture", "glyphs_mixture"])
+def test_the_mixture_configs_plan_the_same_attack_with_and_without_the_mixture(name):
+    for small in (False, True):
+        config = load_config(str(CONFIGS / f"{name}.json"), small=small)
+        steals = [c for c in plan(config, "/x").calls if c.stage == "steal-labels" and c.flag("strategy") == "adaptive"]
+        mixture = [c.flag("adaptive_mixture") for c in steals]
+        assert mixture == ([None, "true"] if not small else ["true"])
+        assert len({c.flag("pool_transforms") for c in steals}) == 1 and "strokes" in steals[0].flag("pool_transforms")
+
+
 def test_two_different_calls_for_one_output_are_refused():
     a = StageCall("train", ("--epochs=2",), "/r/metrics.json")
     assert unique([a, a]) == [a]

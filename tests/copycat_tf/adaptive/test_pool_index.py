@@ -24,7 +24,7 @@ def test_index_holds_every_record_and_is_reused(tmp_path):
     assert sorted(index.ids) == sorted(records) and index.thumbs.shape == (30, 8, 8, 3)
     for position in (0, 17, 29):
         record = records[index.ids[position]]
-        assert index.image(position) == record["image"]
+        assert index.image(position) == record["image"] and index.sources[position] == record["source"]
         expected = PIL.Image.open(io.BytesIO(record["image"])).convert("RGB").resize((8, 8), PIL.Image.Resampling.BILINEAR)
         assert np.abs(index.thumbs[position].astype(int) - np.asarray(expected, int)).mean() < 40  # a small version of it
     built = os.listdir(tmp_path / "cache")

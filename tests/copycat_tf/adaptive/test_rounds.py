@@ -122,6 +122,25 @@ def test_adaptive_finds_every_class_within_the_budget_random_does_not(pool, tmp_
     assert sum(r["asked"] for r in info["rounds"]) + info["seed_set"] == len(adaptive_asked)
 
 
+def test_the_family_mixture_draws_the_seed_set_over_the_transformed_pool(pool, tmp_path):
+    """--adaptive_mixture end to end: the pool's families are read from the records, probed equally, recorded."""
+    import dataclasses
+
+    images, _ = pool
+    config = _config(images, "", str(tmp_path / "mixture"), "adaptive", pool_transforms=["invert"])
+    config.adaptive = dataclasses.replace(ADAPTIVE, mixture=True, probe_fraction=0.1, rounds=1)
+    with PredictServer(mean_class) as server:
+        config.oracle = OracleSpec(server.url, num_classes=NUM_CLASSES)
+        manifest = run(config)
+    families = manifest.extra["adaptive"]["family_mixture"]
+    assert sorted(families) == ["invert", "none"]
+    assert [families[f]["probe"] for f in ("invert", "none")] == [10, 10]  # 10% of 200, equal shares
+    assert sum(families[f]["seed_set"] for f in families) == 40 == manifest.extra["adaptive"]["seed_set"]
+    assert sum(families[f]["weight"] for f in families) == pytest.approx(1.0, abs=1e-3)
+    assert manifest.extra["adaptive"]["config"]["mixture"] is True
+    assert manifest.extra["queries_total"] <= BUDGET
+
+
 def test_adaptive_needs_a_budget_and_a_class_count(pool, tmp_path):
     images, _ = pool
     with pytest.raises(CopycatError, match="needs --max_queries"):

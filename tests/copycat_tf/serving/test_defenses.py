@@ -81,3 +81,22 @@ def test_the_fingerprint_names_every_defense_and_no_secret():
     assert fingerprint("abc", KeyLimits(quota=5), []) != fingerprint("abc", KeyLimits(quota=6), [])
     assert fingerprint("abc", KeyLimits(), answer_chain(top1=True)) != bare
     assert "s1" not in str(Watermark(b"s1", 0.01).spec())
+
+
+def test_misinformation_flips_only_the_queries_above_its_threshold():
+    probabilities = np.array([[0.90, 0.05, 0.03, 0.01, 0.01],  # score 0.10: in distribution, kept
+                              [0.40, 0.30, 0.20, 0.06, 0.04],  # score 0.60: flipped to the least likely class
+                              [0.71, 0.10, 0.09, 0.05, 0.05],  # score 0.29: just below, kept
+                              [0.25, 0.25, 0.20, 0.20, 0.10]], np.float32)  # score 0.75: flipped
+    answers = defend(answer_chain(misinformation=0.3), _images(4), probabilities)
+    assert answers.class_ids.tolist() == [0, 4, 0, 4]
+    assert answers.notes == [[], ["misinformation"], [], ["misinformation"]]
+    expected = (1 - probabilities[1]) / (1 - probabilities[1]).sum()  # the distribution turned around, by hand
+    np.testing.assert_allclose(answers.probabilities[1], expected, rtol=1e-6)
+    np.testing.assert_array_equal(answers.probabilities[0], probabilities[0])
+    # before top-1 in the chain, so a hard-label client sees the misleading class
+    hard = defend(answer_chain(top1=True, misinformation=0.3), _images(4), probabilities)
+    assert hard.class_ids.tolist() == [0, 4, 0, 4] and hard.probabilities is None
+    many = _probabilities(2000, seed=3)
+    flipped = defend(answer_chain(misinformation=0.5), _images(2000), many).class_ids != many.argmax(axis=1)
+    np.testing.assert_array_equal(flipped, 1 - many.max(axis=1) > 0.5)

@@ -122,6 +122,62 @@ def test_the_watermark_changes_a_keyed_share_and_the_log_says_which(model, serve
     assert len(logged) == 2 * sum(changed) and {line["defenses"][0] for line in logged} == {"watermark"}
 
 
+def test_the_watermarked_images_are_kept_per_key_as_evidence(model, server, tmp_path):
+    import hashlib
+
+    images = model[3]
+    url, _ = server(secret=b"owner secret", watermark_share=0.25, watermark_keep=str(tmp_path / "evidence"))
+    _post(url, images)
+    _post(url, images[:16], key="bob-secret")
+    marked = {line["image_sha256"] for line in _log(tmp_path) if line["key"] == "alice" and line["defenses"]}
+    kept = {p.stem for p in (tmp_path / "evidence" / "alice").iterdir()}
+    assert kept == marked and len(kept) >= 4
+    for path in (tmp_path / "evidence" / "alice").iterdir():
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == path.stem  # the image bytes themselves
+    bob = {line["image_sha256"] for line in _log(tmp_path) if line["key"] == "bob" and line["defenses"]}
+    assert {p.stem for p in (tmp_path / "evidence" / "bob").iterdir()} == bob
+
+
+def test_misinformation_answers_the_least_likely_class_above_its_threshold(model, server):
+    images = model[3]
+    path, predict, _, _ = model
+    probabilities = predict(images)
+    url, served = server(misinformation=0.0, top1=True)  # every query whose largest probability is below 1
+    answered = [p["class_id"] for p in _post(url, images)[1]["predictions"]]
+    unsure = 1 - probabilities.max(axis=1) > 0
+    assert unsure.all() and answered == probabilities.argmin(axis=1).tolist()
+    assert served.fingerprint != server()[1].fingerprint
+
+
+def test_prada_flags_and_blocks_a_synthetic_attacker_not_another_key(model, server, tmp_path):
+    import io
+
+    import PIL.Image
+
+    rng = np.random.default_rng(0)
+
+    def png(pixels):
+        buffer = io.BytesIO()
+        PIL.Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    start = [rng.integers(0, 256, (16, 16, 3)).astype(np.float64) for _ in range(4)]
+    generations = list(start)
+    while len(generations) < 160:  # Jacobian-style synthetic queries: small signed steps from a few seeds
+        generations += [x + 20 * np.sign(rng.normal(size=x.shape)) for x in generations]
+    attack = [png(x) for x in generations[:160]]
+    benign = [png(rng.integers(0, 256, (16, 16, 3))) for _ in range(40)]
+    url, served = server(prada_delta=0.9, prada_min_queries=30, prada_block=True)
+    statuses = [_post(url, attack[i:i + 20])[0] for i in range(0, 160, 20)]
+    assert 200 in statuses and statuses[-1] == 403 and statuses == sorted(statuses)  # answered, then refused
+    assert _post(url, benign, key="bob-secret")[0] == 200
+    with urllib.request.urlopen(url.split(":predict")[0], timeout=30) as response:
+        detection = json.loads(response.read())["detection"]
+    flagged_at = detection["alice"]["flagged_at"]
+    assert 30 < flagged_at <= 20 * statuses.count(200) and detection["bob"]["flagged_at"] is None
+    assert sum("prada:flagged" in line["defenses"] for line in _log(tmp_path)) == 20 * statuses.count(200) - flagged_at + 1
+
+
 def test_the_quota_answers_429_with_retry_after_and_the_client_waits_out_a_rate_limit(model, server, tmp_path,
                                                                                       monkeypatch):
     images = model[3]

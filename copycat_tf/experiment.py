@@ -8,6 +8,10 @@ A config (JSON, see ``configs/``) names the problem, the NPDD sources, the model
                       seeded-hash order; the points share one ledger, so the curve pays for its
                       largest point only), with and without PDD fine-tuning; runs named NAME@N
   robustness          three targets with different seeds, each copied; mean ± std of copy performance
+  defenses            for API owners: the target served behind each defense (copycat-serve), the same attack
+                      (random and adaptive, equal budget, over seeds) against each; per defense the copy's
+                      performance and agreement, the honest users' macro F1 on the TDD, the detector's flags,
+                      and the watermark's ownership p-values (see _plan_defenses)
   coverage            beyond the paper: stealing strategies (random, adaptive, each with or without pool
                       transforms) at equal budgets, one ledger per random strategy (a budget is a
                       prefix of the next: the curve pays its largest budget); per point the classes covered, copy performance and
@@ -29,7 +33,7 @@ from copycat_tf.plan import StageCall, execute, join, unique
 from copycat_tf.run_dir import RunDir, RunName, lake_manifest
 from copycat_tf.training.config import TrainConfig
 
-EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage")
+EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage", "defenses")
 STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms", "adaptive+transforms+variants",
               "adaptive+transforms+mixture", "adaptive+transforms+mixture+variants")
 VARIANTS_SHARE = 0.5  # the share of each adaptive round's queries that are variants, unless coverage.variants says
@@ -70,6 +74,8 @@ class Plan:
     robustness: list[tuple[int, str, str]] = dataclasses.field(default_factory=list)  # (seed, target run, copy run)
     replicates: list[tuple[int, str, list[str]]] = dataclasses.field(default_factory=list)  # (seed, target, NPDD copycats)
     coverage: list[dict] = dataclasses.field(default_factory=list)  # strategy, budget, stolen folder, run folder
+    defenses: list[dict] = dataclasses.field(default_factory=list)  # one per defense: its server, attacks, checks
+    api_keys: dict = dataclasses.field(default_factory=dict)  # defenses: key name → env variable the client reads
     report: str = ""
 
 
@@ -114,8 +120,9 @@ class _Planner:
         self.add("ensemble", [f"--members={','.join(members)}", f"--output={run}"], RunDir(run).metrics)
         return run
 
-    def steal(self, images: str, target_run: str, output: str, *extra: str) -> str:
-        args = [f"--images={images}", f"--oracle={RunDir(target_run).export}", "--batch_size=64", f"--output={output}",
+    def steal(self, images: str, target_run: str, output: str, *extra: str, oracle: str | None = None) -> str:
+        args = [f"--images={images}", f"--oracle={oracle or RunDir(target_run).export}", "--batch_size=64",
+                f"--output={output}",
                 *_given(self.c, "price_per_1000"), *extra]
         self.add("steal-labels", args + self.c.get("beam_options", []), lake_manifest(output))
         return output
@@ -232,6 +239,10 @@ def plan(config: dict, output: str) -> Plan:
         _plan_robustness(p, config, npdd, result)
     if "coverage" in experiments:
         _plan_coverage(p, config, npdd, target, runs, result)
+    if "defenses" in experiments:
+        from copycat_tf.defenses_plan import plan_defenses
+
+        plan_defenses(p, config, npdd, target, runs, result)
     if config.get("relevance"):
         relevance = join(runs, "relevance")
         copycats = [r for r in result.evaluated if RunDir(r).run_name.kind == "CC"]
@@ -239,7 +250,12 @@ def plan(config: dict, output: str) -> Plan:
                             *_given(config["relevance"], "count"), f"--output={relevance}"],
               join(relevance, "relevance.json"))
     result.report = join(p.out, "report")
-    p.add("report", [f"--runs={runs}", f"--output={result.report}"], join(result.report, "index.html"))
+    report_extra = []
+    if result.defenses:
+        from copycat_tf.defenses_plan import plan_file
+
+        report_extra.append(f"--defenses={plan_file(p.out)}")
+    p.add("report", [f"--runs={runs}", f"--output={result.report}", *report_extra], join(result.report, "index.html"))
     result.calls = unique(p.calls)
     return result
 
@@ -361,6 +377,10 @@ def gather(result: Plan) -> dict:
                            "copy_performance": evaluation.get("copy_performance"),
                            "agreement": (evaluation.get("agreement") or {}).get("overall")})
         out["coverage"] = points
+    if result.defenses:
+        from copycat_tf.defenses_plan import gather_defenses
+
+        out["defenses"] = gather_defenses(result.target, result.defenses, _read_json)
     if len(result.replicates) > 1:
         out["seeds"] = seed_statistics(result, scores)
     out["report"] = join(result.report, "index.html")
@@ -396,8 +416,13 @@ def run_experiment(config: dict, output: str, prefix: str = "experiment") -> dic
     from copycat_tf.stage_output import claim_output
     from tfrecords_schema import fileio
 
+    import os
+
+    from copycat_tf.defenses_plan import prepare_keys
+
     result = plan(config, output)
     claim_output(result.out, "experiment", clear=False)
+    prepare_keys(result, os.environ)  # the defenses experiment's API keys, read by its clients from the environment
     execute(result.calls, prefix=prefix)
     results = gather(result)
     fileio.write_text_atomically(join(result.out, "experiment.json"), json.dumps({"config": config, **results}, indent=2))

@@ -25,11 +25,16 @@ log = logging.getLogger("copycat.plan")
 
 @dataclasses.dataclass(frozen=True)
 class StageCall:
-    """One step of a plan: ``copycat-STAGE ARGS``, finished when ``done`` exists."""
+    """One step of a plan: ``copycat-STAGE ARGS``, finished when ``done`` exists.
+
+    A ``background`` call is a service the later calls use (``serve``): it is started every time the plan
+    runs (a stale ``done`` is removed first), ready once it writes ``done``, and stopped when the plan ends.
+    """
 
     stage: str
     args: tuple[str, ...]
     done: str
+    background: bool = False
 
     def __post_init__(self):
         if self.stage not in stages.names():
@@ -65,20 +70,69 @@ def run_in_subprocess(call: StageCall, cwd: str | None = None) -> str:
 
 
 def execute(calls: Iterable[StageCall], prefix: str = "copycat",
-            run: Callable[[StageCall], str] = run_in_subprocess, exists: Callable[[str], bool] = _exists) -> list[StageCall]:
-    """Run every call whose ``done`` marker is missing, in order; returns the calls that ran."""
-    ran = []
-    for call in calls:
-        what = f"{call.stage} -> {os.path.basename(os.path.dirname(call.done.rstrip('/')))}"
-        if exists(call.done):
-            print(f"[{prefix}] {what}: already done", flush=True)
-            continue
-        started = time.time()
-        print(f"[{prefix}] {what} ...", flush=True)
-        last = run(call)
-        print(f"[{prefix}] {what} done in {time.time() - started:.0f} s: {last}", flush=True)
-        ran.append(call)
+            run: Callable[[StageCall], str] = run_in_subprocess, exists: Callable[[str], bool] = _exists,
+            start: Callable[[StageCall], Callable[[], None]] | None = None) -> list[StageCall]:
+    """Run every call whose ``done`` marker is missing, in order; returns the calls that ran. Background calls
+    are started with ``start`` (default: a process of its own) and all stopped when the plan ends."""
+    ran, stops = [], []
+    try:
+        for call in calls:
+            what = f"{call.stage} -> {os.path.basename(os.path.dirname(call.done.rstrip('/')))}"
+            if call.background:
+                started = time.time()
+                stops.append((start or start_in_background)(call))
+                print(f"[{prefix}] {what} started in the background ({time.time() - started:.0f} s)", flush=True)
+                ran.append(call)
+                continue
+            if exists(call.done):
+                print(f"[{prefix}] {what}: already done", flush=True)
+                continue
+            started = time.time()
+            print(f"[{prefix}] {what} ...", flush=True)
+            last = run(call)
+            print(f"[{prefix}] {what} done in {time.time() - started:.0f} s: {last}", flush=True)
+            ran.append(call)
+    finally:
+        for stop in reversed(stops):
+            stop()
     return ran
+
+
+def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[], None]:
+    """Start a background call as a process of its own and wait until it writes its ``done`` file (local);
+    returns the function that stops it (SIGINT, then SIGKILL after 30 s). A process that ends before it is
+    ready stops the plan with its stderr."""
+    import signal
+    import tempfile
+
+    if "://" in call.done:
+        raise CopycatError(f"a background step ({call.stage}) must announce itself in a local file, not {call.done}")
+    if os.path.exists(call.done):
+        os.remove(call.done)
+    errors = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(call.command(), stdout=subprocess.DEVNULL, stderr=errors,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        errors.close()
+
+    deadline = time.time() + timeout_s
+    while not os.path.exists(call.done):
+        if process.poll() is not None or time.time() > deadline:
+            stop_reason = f"exit {process.returncode}" if process.returncode is not None else f"not ready in {timeout_s:.0f} s"
+            errors.seek(0)
+            tail = errors.read()[-3000:]
+            stop()
+            raise CopycatError(f"background step {call.stage} failed ({stop_reason}):\n{tail}")
+        time.sleep(0.2)
+    return stop
 
 
 def unique(calls: Sequence[StageCall]) -> list[StageCall]:

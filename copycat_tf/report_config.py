@@ -18,6 +18,8 @@ class ReportConfig:
                                         "paper).")
     tsne_samples: int = option(300, "Images of each set in the t-SNE figure.")
     seed: int = option(0, "Seed of the t-SNE.")
+    defenses: str | None = option(None, "The defenses experiment's plan file (OUT/defenses/plan.json): adds its table "
+                                        "and figure (copy performance and honest users' macro F1 per defense).")
 
     RULES = (Rule("label_cost_per_image", "label_cost_per_image", 0), Rule("price_per_1000", "price_per_1000", 0),
              Rule("tsne_samples", "tsne_samples", 0, 1_000_000), Rule("seed", "seed", 0))

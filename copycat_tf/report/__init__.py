@@ -51,6 +51,8 @@ def build_report(config: ReportConfig) -> dict:
         if draw(os.path.join(config.output, name)):
             sections.append((title, "", name))
             produced["figures"].append(name)
+    if config.defenses:
+        produced["figures"] += _defenses_section(config, sections)
     inputs = _tsne_inputs(runs)
     if inputs and figures.tsne(*inputs, os.path.join(config.output, "fig2_tsne.png"), config.tsne_samples, config.seed):
         sections.append(("Fig. 2: t-SNE of the target's features, ODD-OL and NPDD-SL", "", "fig2_tsne.png"))
@@ -64,6 +66,29 @@ def build_report(config: ReportConfig) -> dict:
     produced["runs"] = [r.name for r in runs]
     log.info("report of %d runs in %s", len(runs), config.output)
     return produced
+
+
+def _defenses_section(config: ReportConfig, sections: list) -> list[str]:
+    """The defenses experiment's table and figure (copycat_tf.defenses_plan), from its plan file."""
+    import json
+
+    from copycat_tf import defenses_plan
+    from tfrecords_schema import fileio
+
+    try:
+        planned = json.loads(fileio.read_text(config.defenses))
+    except (OSError, ValueError) as error:
+        raise CopycatError(f"--defenses={config.defenses}: cannot read the defenses plan ({error}); give "
+                           "OUT/defenses/plan.json of a defenses experiment") from None
+    rows = defenses_plan.gather_defenses(planned["target"], planned["entries"],
+                                         lambda path: json.loads(fileio.read_text(path)))
+    sections.append(("Defenses: what each costs honest users and takes from the copy",
+                     tables.markdown(defenses_plan.table(rows)), None))
+    name = "defenses.png"
+    if defenses_plan.figure(rows, os.path.join(config.output, name)):
+        sections.append(("Defenses: copy performance per defense and strategy, honest users' macro F1", "", name))
+        return [name]
+    return []
 
 
 def _write(output: str, sections) -> None:

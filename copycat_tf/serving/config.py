@@ -19,6 +19,8 @@ class ServeConfig:
                                          "'anonymous').")
     query_log: str = _option("serve_queries.jsonl", "Where every answered query is appended, one JSON line per "
                                                     "image (time, key, image digest, answer, what the defenses did).")
+    ready_file: str | None = _option(None, "Once listening, write the predict URL to this file (for scripts and "
+                                           "experiment plans that start the server and wait for it).")
     max_batch: int = _option(64, "Images the model answers in one call at most (concurrent requests are batched).")
     max_wait_ms: float = _option(5.0, "Milliseconds a batch waits for more requests before the model runs.")
     max_images: int = _option(256, "Images one request may carry at most (more: HTTP 413).")

@@ -137,8 +137,12 @@ def verify(config: OwnershipConfig) -> dict:
                  result["watermark_label"], result["evidence"], result["expected_if_independent"], result["p_value"])
     report["copied"] = report["models"]["suspect"]["p_value"] < config.alpha
     if config.output:
+        import posixpath
+
         from tfrecords_schema import fileio
 
+        if posixpath.dirname(config.output):
+            fileio.makedirs(posixpath.dirname(config.output))
         fileio.write_text_atomically(config.output, json.dumps(report, indent=2) + "\n")
     return report
 

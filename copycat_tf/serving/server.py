@@ -129,6 +129,7 @@ class QueryLog:
     def __init__(self, path: str):
         self.path = path
         try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._file = open(path, "a", encoding="utf-8")
         except OSError as error:
             raise CopycatError(f"--query_log={path}: cannot open it for appending ({error.strerror})") from None
@@ -340,6 +341,15 @@ def serve(config, ready=None) -> None:
             raise CopycatError(f"--watermark_key={config.watermark_key} is empty; put a secret in it")
     predict, identity = load_predict(config.model)
     served = ServedModel(predict, identity, config, keys, secret)
+    if config.ready_file:
+        announce = ready
+
+        def ready(url):
+            with open(config.ready_file + ".tmp", "w") as handle:
+                handle.write(url + "\n")
+            os.replace(config.ready_file + ".tmp", config.ready_file)
+            if announce is not None:
+                announce(url)
     log.info("serving %s (fingerprint %s) with defenses %s", config.model, served.fingerprint,
              [d.name for d in served.chain] + (["limits"] if served.limits.active else []) +
              [m.name for m in served.monitors] or "none")

@@ -55,7 +55,7 @@ def served(tmp_path_factory):
 def test_the_served_answers_carry_the_watermark_and_independent_models_do_not(served, tmp_path):
     root, reference, url, independent = served
     # The suspect answers like the defended API (a perfect copy); the reference and another model are controls.
-    out = tmp_path / "ownership.json"
+    out = tmp_path / "reports" / "ownership.json"  # its folder is made
     process = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "copycat-verify-ownership"), f"--suspect={url}",
          f"--reference={reference}", f"--key={root / 'key'}", f"--evidence={root / 'evidence'}",

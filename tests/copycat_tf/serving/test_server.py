@@ -246,3 +246,25 @@ def test_the_binary_serves_until_interrupted(model, tmp_path):
         process.wait(30)
     assert process.returncode == 0
     assert [json.loads(x)["key"] for x in log.read_text().splitlines()] == ["anonymous"] * 5
+
+
+def test_a_plan_starts_the_server_in_the_background_and_stops_it(model, tmp_path):
+    from copycat_tf.plan import StageCall, start_in_background
+
+    path, _, _, images = model
+    ready = tmp_path / "serve" / "ready"
+    call = StageCall("serve", (f"--model={path}", "--port=0", f"--query_log={tmp_path / 'serve' / 'q.jsonl'}",
+                               f"--ready_file={ready}"), str(ready), background=True)
+    stop = start_in_background(call)
+    try:
+        url = ready.read_text().strip()
+        status, answer, _ = _post(url, images[:3], key="")
+        assert status == 200 and len(answer["predictions"]) == 3
+    finally:
+        stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url.split(":predict")[0], timeout=5)
+    bad = StageCall("serve", ("--model=/no/such/export", f"--ready_file={tmp_path / 'r2'}"), str(tmp_path / "r2"),
+                    background=True)
+    with pytest.raises(CopycatError, match="(?s)background step serve failed.*not a SavedModel"):
+        start_in_background(bad)

@@ -1,0 +1,256 @@
+"""The ``defenses`` experiment (for API owners): what each served defense costs honest users and takes from a copy.
+
+The target is served behind each defense (copycat-serve, in the background on loopback) and attacked the
+same way (random and adaptive querying, equal budget, over seeds), each attacker under its own API key; a
+benign client sends the problem's TDD. :func:`plan_defenses` adds the stage calls to an experiment's plan;
+:func:`gather_defenses` reads the results: per defense and strategy the copy's performance and agreement
+(mean ± std over seeds), the honest users' macro F1 on the TDD, whether and after how many queries the
+detector flagged each key (from the server's query log), and the watermark's ownership p-values for every
+copycat and for an independent model.
+"""
+
+import json
+import statistics
+
+from copycat_tf.errors import CopycatError
+from copycat_tf.plan import StageCall, join
+from copycat_tf.run_dir import RunDir
+
+# The defenses experiment's served defenses unless its config names its own: name → copycat-serve options. A
+# quota is left out: it stops the attack at the quota (the copy is then the data curve's point at that budget).
+DEFENSES = {
+    "none": [],
+    "top1": ["--top1"],
+    "round1": ["--round_to=1"],
+    "watermark": ["--watermark_share=0.005"],
+    "misinformation": ["--misinformation=0.5"],
+    "prada": ["--prada_delta=0.9"],
+}
+DEFENSES_PORT = 18600  # defense i listens on loopback at port + i
+
+
+def key_variable(name: str) -> str:
+    """The environment variable the attack's client reads an API key from (COPYCAT_KEY_<NAME>)."""
+    return "COPYCAT_KEY_" + "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def plan_defenses(p, config: dict, npdd: str, target: str, runs: str, result) -> None:
+    """The target behind each defense, attacked the same way. Per defense (``defenses.served``, default DEFENSES):
+    copycat-serve in the background on loopback (port ``defenses.port`` + i, one API key per attacker and one
+    benign client, the query log per key; a watermark also keeps its evidence); each strategy
+    (``defenses.strategies``: random, adaptive) with each seed (``defenses.seeds``) steals ``defenses.budget``
+    labels from it under its own key and trains a copycat (run CC-*-NPDD-SL.served-DEFENSE+STRATEGY+sSEED@BUDGET,
+    trained with ``defenses.train_options``, default square-root class shares), evaluated against the bare
+    target; a benign client sends the TDD (the honest users' answers, and the detector's false positives);
+    under a watermark, copycat-verify-ownership tests every copycat and, as a control, a model trained on the
+    PDD that never saw the API. The output folder must be local (the servers announce themselves in files)."""
+    from copycat_tf.experiment import ARCH, _name, _run
+
+    options = config.get("defenses", {})
+    served = options.get("served", DEFENSES)
+    strategies = options.get("strategies", ["random", "adaptive"])
+    if set(strategies) - {"random", "adaptive"}:
+        raise CopycatError(f"defenses: strategies={strategies}: give random and/or adaptive")
+    budget, seeds = int(options.get("budget", 2000)), options.get("seeds", [0, 1, 2])
+    num_classes = options.get("num_classes")
+    if "adaptive" in strategies and not num_classes:
+        raise CopycatError("defenses: give num_classes (the attacker knows the class count; a top-1 API does not "
+                           "tell it, and adaptive querying needs it)")
+    copy_model = {**config["copycat"], "train_options": [*config["copycat"].get("train_options", []),
+                                                         *options.get("train_options", ["--class_balance=sqrt"])]}
+    arch = ARCH.get(copy_model["model"], copy_model["model"])
+    root = join(p.out, "defenses")
+    keys = join(root, "api_keys.txt")
+    independent = p.train(_run(runs, "BL", arch, "PDD", "OL"), config["copycat"], join(p.problem, "pdd"))
+    result.api_keys = {name: key_variable(name) for name in
+                       ["benign", *(f"attacker-{how}-s{seed}" for how in strategies for seed in seeds)]}
+    for number, (defense, serve_options) in enumerate(served.items()):
+        folder, port = join(root, defense), int(options.get("port", DEFENSES_PORT)) + number
+        watermarked = any(o.startswith("--watermark_share") for o in serve_options)
+        args = [f"--model={RunDir(target).export}", f"--port={port}", "--model_name=model", f"--api_keys={keys}",
+                f"--query_log={join(folder, 'queries.jsonl')}", f"--ready_file={join(folder, 'ready')}", *serve_options]
+        if watermarked:
+            args += [f"--watermark_key={join(root, 'watermark.key')}", f"--watermark_keep={join(folder, 'evidence')}"]
+        p.calls.append(StageCall("serve", tuple(args), join(folder, "ready"), background=True))
+        url = f"http://127.0.0.1:{port}/v1/models/model:predict"
+        stolen_root = join(p.lake, "stolen", f"served-{defense}")
+        benign = p.steal(p.tdd, target, join(stolen_root, "TDD-SL"), f"--oracle_api_key_env={key_variable('benign')}",
+                         *([f"--num_classes={num_classes}"] if num_classes else []), oracle=url)
+        entry = {"defense": defense, "options": list(serve_options), "log": join(folder, "queries.jsonl"),
+                 "benign": benign, "tdd": p.tdd, "attacks": [], "independent": independent}
+        for how in strategies:
+            for seed in seeds:
+                key = f"attacker-{how}-s{seed}"
+                extra = [f"--max_queries={budget}", f"--strategy={how}", f"--seed={seed}",
+                         f"--oracle_api_key_env={key_variable(key)}", *options.get("steal_options", [])]
+                if num_classes:
+                    extra.append(f"--num_classes={num_classes}")
+                if how == "adaptive":
+                    extra.append(f"--adaptive_cache={join(p.lake, 'adaptive-cache')}")
+                stolen = p.steal(npdd, target, join(stolen_root, f"NPDD-SL.{how}.s{seed}@{budget}"), *extra, oracle=url)
+                run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=f"served-{defense}+{how}+s{seed}",
+                                   budget=budget), copy_model, stolen, seed=seed)
+                p.evaluate(run, target)
+                attack = {"strategy": how, "seed": seed, "key": key, "stolen": stolen, "run": run}
+                if watermarked:
+                    attack["ownership"] = join(folder, "ownership", f"{_name(run)}.json")
+                    share = next(o.split("=", 1)[1] for o in serve_options if o.startswith("--watermark_share"))
+                    p.add("verify-ownership", [f"--suspect={RunDir(run).export}", f"--reference={RunDir(target).export}",
+                                               f"--key={join(root, 'watermark.key')}",
+                                               f"--evidence={join(folder, 'evidence', key)}", f"--watermark_share={share}",
+                                               f"--controls={RunDir(independent).export}", f"--output={attack['ownership']}"],
+                          attack["ownership"])
+                entry["attacks"].append(attack)
+        result.defenses.append(entry)
+
+
+def prepare_keys(result, environ) -> None:
+    """Before the plan runs: the API keys file (one secret per attacker and the benign client) and the watermark
+    key, made once and kept (a resumed experiment uses the same keys), and each secret in ``environ`` under the
+    variable its client reads. Only when the plan has a defenses experiment."""
+    import os
+    import secrets
+
+    if not result.defenses:
+        return
+    root = join(result.out, "defenses")
+    os.makedirs(root, exist_ok=True)
+    path = join(root, "api_keys.txt")
+    known = {}
+    if os.path.exists(path):
+        known = dict(line.split(":", 1) for line in open(path).read().split() if ":" in line)
+    for name in result.api_keys:
+        known.setdefault(name, secrets.token_hex(16))
+    with open(path, "w") as handle:
+        handle.write("".join(f"{name}:{secret}\n" for name, secret in known.items()))
+    for name, variable in result.api_keys.items():
+        environ[variable] = known[name]
+    with open(plan_file(result.out), "w") as handle:
+        json.dump({"target": result.target, "entries": result.defenses}, handle, indent=2)
+    watermark = join(root, "watermark.key")
+    if not os.path.exists(watermark):
+        with open(watermark, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+
+
+def flagged_at(log_lines: list[dict]) -> dict:
+    """Per key of a query log: its queries and the count at which the detector first flagged it (None: never)."""
+    out: dict[str, dict] = {}
+    for line in log_lines:
+        key = out.setdefault(line["key"], {"queries": 0, "flagged_at": None})
+        key["queries"] += 1
+        if key["flagged_at"] is None and "prada:flagged" in line.get("defenses", []):
+            key["flagged_at"] = key["queries"]
+    return out
+
+
+def honest_macro_f1(tdd: str, answered: str) -> float:
+    """Macro F1 of the served answers (the benign client's stolen folder) against the TDD's true labels."""
+    from sklearn.metrics import f1_score
+
+    from tfrecords_schema import LABELED_IMAGE, read_records
+
+    served = {r["id"]: int(r["label"]) for r in read_records(answered, LABELED_IMAGE)}
+    truth = [(int(r["label"]), served[r["id"]]) for r in read_records(tdd, LABELED_IMAGE) if r["id"] in served]
+    if not truth:
+        raise CopycatError(f"{answered} holds no answer for an image of {tdd}")
+    return float(f1_score([t for t, _ in truth], [a for _, a in truth], average="macro"))
+
+
+def _mean_std(values: list) -> dict:
+    values = [v for v in values if v is not None]
+    return {"mean": statistics.mean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
+
+
+def plan_file(out: str) -> str:
+    """Where the defenses experiment's entries are written before it runs (the report and gather read them)."""
+    return join(out, "defenses", "plan.json")
+
+
+def gather_defenses(target: str, entries: list[dict], read_json) -> list[dict]:
+    """One row per defense and strategy (see the module docstring), from the finished plan's outputs."""
+    from tfrecords_schema import fileio
+
+    target_f1 = read_json(RunDir(target).evaluation)["macro_f1"]
+    rows = []
+    for entry in entries:
+        log = [json.loads(line) for line in fileio.read_text(entry["log"]).splitlines() if line.strip()]
+        detection = flagged_at(log)
+        honest = honest_macro_f1(entry["tdd"], entry["benign"])
+        benign = detection.get("benign", {"queries": 0, "flagged_at": None})
+        for strategy in dict.fromkeys(a["strategy"] for a in entry["attacks"]):
+            attacks = [a for a in entry["attacks"] if a["strategy"] == strategy]
+            evaluations = [read_json(RunDir(a["run"]).evaluation) for a in attacks]
+            flags = [detection.get(a["key"], {}).get("flagged_at") for a in attacks]
+            row = {"defense": entry["defense"], "options": entry["options"], "strategy": strategy,
+                   "seeds": [a["seed"] for a in attacks],
+                   "copy_performance": _mean_std([e["macro_f1"] / target_f1 if target_f1 else None for e in evaluations]),
+                   "agreement": _mean_std([(e.get("agreement") or {}).get("overall") for e in evaluations]),
+                   "honest_macro_f1": honest, "target_macro_f1": target_f1,
+                   "benign_flagged_at": benign["flagged_at"], "benign_queries": benign["queries"],
+                   "attackers_flagged": sum(f is not None for f in flags), "flagged_at": flags}
+            if any("ownership" in a for a in attacks):
+                reports = [read_json(a["ownership"]) for a in attacks]
+                row["ownership_p_copycat"] = [r["models"]["suspect"]["p_value"] for r in reports]
+                row["ownership_p_independent"] = [next(m["p_value"] for role, m in r["models"].items()
+                                                       if role.startswith("control:")) for r in reports]
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> list[list[str]]:
+    """The report's table of the rows: one line per defense and strategy."""
+    def pm(value: dict) -> str:
+        return "–" if value["mean"] is None else f"{100 * value['mean']:.1f} ± {100 * value['std']:.1f}"
+
+    def p_values(values) -> str:
+        return ", ".join(f"{v:.2g}" for v in values) if values else "–"
+
+    out = [["defense", "strategy", "copy performance (%)", "agreement (%)", "honest users' macro F1",
+            "attackers flagged (at query)", "benign client flagged", "watermark p: copycats", "watermark p: independent"]]
+    for row in rows:
+        flagged = [str(f) for f in row["flagged_at"] if f is not None]
+        out.append([row["defense"], row["strategy"], pm(row["copy_performance"]), pm(row["agreement"]),
+                    f"{row['honest_macro_f1']:.3f} (bare {row['target_macro_f1']:.3f})",
+                    f"{row['attackers_flagged']} of {len(row['flagged_at'])}" + (f" ({', '.join(flagged)})" if flagged else ""),
+                    "no" if row["benign_flagged_at"] is None else f"at {row['benign_flagged_at']}",
+                    p_values(row.get("ownership_p_copycat")), p_values(row.get("ownership_p_independent"))])
+    return out
+
+
+def figure(rows: list[dict], path: str) -> bool:
+    """Copy performance per defense and strategy (mean ± std over seeds) beside the honest users' macro F1 relative
+    to the bare model's; False when there is nothing to draw."""
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    defenses = list(dict.fromkeys(r["defense"] for r in rows))
+    strategies = list(dict.fromkeys(r["strategy"] for r in rows))
+    width = 0.8 / (len(strategies) + 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(defenses)), 4))
+    for i, strategy in enumerate(strategies):
+        got = {r["defense"]: r for r in rows if r["strategy"] == strategy}
+        means = [100 * (got[d]["copy_performance"]["mean"] or 0) if d in got else 0 for d in defenses]
+        stds = [100 * got[d]["copy_performance"]["std"] if d in got else 0 for d in defenses]
+        ax.bar([x + i * width for x in range(len(defenses))], means, width, yerr=stds, capsize=3,
+               label=f"copy performance, {strategy}")
+    honest = {r["defense"]: 100 * r["honest_macro_f1"] / r["target_macro_f1"] for r in rows if r["target_macro_f1"]}
+    ax.bar([x + len(strategies) * width for x in range(len(defenses))], [honest.get(d, 0) for d in defenses], width,
+           color="0.6", label="honest users' macro F1 / bare model's")
+    ax.set_xticks([x + width * len(strategies) / 2 for x in range(len(defenses))], defenses)
+    ax.set_ylabel("% of the bare model")
+    ax.set_ylim(0, 110)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+__all__ = ["DEFENSES", "figure", "flagged_at", "gather_defenses", "honest_macro_f1", "key_variable", "plan_defenses",
+           "plan_file", "prepare_keys", "table"]

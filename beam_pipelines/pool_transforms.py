@@ -15,6 +15,8 @@ A *variant* is a chain of transforms joined by ``+``; ``--pool_transforms`` list
                 stretched; ``plain+invert`` gives dark objects on white
     strokes     a line drawing instead of the photo (only its size is kept): 1-3 random pen strokes
                 (curves, lines, arcs), light on black, softened; ``strokes+invert`` dark on white
+    scribble    a handwritten-looking mark instead of the photo: one pen path of 2-5 joined curves and
+                loops, light on black, softened (``scribble+invert``: dark on white)
 
     --pool_transforms=grayscale+contrast,grayscale+invert+contrast,zoom+grayscale+contrast
 
@@ -129,8 +131,40 @@ def _strokes(image, rng):
     return canvas.convert("RGB")
 
 
+def _scribble(image, rng):
+    """A handwritten-looking mark instead of the photo: one pen path of two to five joined curves (each starts
+    where the last ended, with a loop now and then), of one random width, light on black, softened a little.
+    Where ``strokes`` draws separate marks, this draws connected shapes with closed parts, as characters are
+    written; the image gives only the size."""
+    width, height = image.size
+    side = min(width, height)
+    canvas = PIL.Image.new("L", (width, height), 0)
+    draw = PIL.ImageDraw.Draw(canvas)
+    pen = max(1, round(side * rng.uniform(0.06, 0.13)))
+
+    def point():
+        return (rng.uniform(0.2, 0.8) * width, rng.uniform(0.15, 0.85) * height)
+
+    here = point()
+    for _ in range(rng.randint(2, 5)):
+        if rng.random() < 0.3:  # a loop through the current point
+            rx, ry = side * rng.uniform(0.1, 0.25), side * rng.uniform(0.1, 0.3)
+            cx = min(max(here[0] + rng.choice((-1, 1)) * rx, rx), width - rx)
+            cy = min(max(here[1] + rng.choice((-1, 1)) * ry, ry), height - ry)
+            draw.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), outline=255, width=pen)
+            continue
+        p = [here, point(), point(), point()]
+        steps = [i / 24 for i in range(25)]
+        curve = [tuple((1 - t) ** 3 * a + 3 * (1 - t) ** 2 * t * b + 3 * (1 - t) * t ** 2 * c + t ** 3 * d
+                       for a, b, c, d in zip(*p)) for t in steps]
+        draw.line(curve, fill=255, width=pen, joint="curve")
+        here = p[3]
+    canvas = canvas.filter(PIL.ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    return canvas.convert("RGB")
+
+
 TRANSFORMS = {"grayscale": _grayscale, "invert": _invert, "contrast": _contrast, "zoom": _zoom, "rotate": _rotate,
-              "lowres": _lowres, "plain": _plain, "strokes": _strokes}
+              "lowres": _lowres, "plain": _plain, "strokes": _strokes, "scribble": _scribble}
 
 
 def parse_variants(spec: str | Sequence[str] | None) -> list[str]:

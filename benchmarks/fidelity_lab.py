@@ -140,7 +140,15 @@ STROKES = (
     "strokes+lowres",
     "strokes+invert+lowres",
 )
-FAMILY_SETS = {"base": FAMILIES, "plain": FAMILIES + PLAIN, "strokes": FAMILIES + STROKES}
+# Handwritten-looking marks: one pen path of joined curves and loops (connected shapes, as characters are written).
+SCRIBBLE = (
+    "scribble",
+    "scribble+invert",
+    "scribble+lowres",
+    "scribble+invert+lowres",
+)
+FAMILY_SETS = {"base": FAMILIES, "plain": FAMILIES + PLAIN, "strokes": FAMILIES + STROKES,
+               "scribble": FAMILIES + STROKES + SCRIBBLE}
 
 
 def log(*parts):
@@ -391,6 +399,9 @@ STACKS = {
     "L2xsW": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5, width=0.5),
     "L2xSW": Stack(families="mixture", family_set="strokes", train="resample", expand_rounds=4, seed_fraction=0.5,
                    width=0.5),
+    "L2xC": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5),
+    "L2xCs": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
+                   temper=0.5),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
     "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),
     "L2xg": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, guide=0.5),

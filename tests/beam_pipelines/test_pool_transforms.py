@@ -80,6 +80,22 @@ def test_strokes_draw_marks_on_a_plain_background_from_the_seed_alone(picture):
     assert (dark_on_white == 255 - drawn).all()
 
 
+def test_scribble_draws_one_connected_mark_from_the_seed_alone(picture):
+    from scipy import ndimage
+
+    drawn = _pixels(apply_variant(picture, "scribble", random.Random(7)))
+    assert (drawn[..., 0] == drawn[..., 1]).all() and (drawn[..., 0] == drawn[..., 2]).all()  # gray
+    assert 0.5 <= (drawn[..., 0] < 16).mean() < 0.99 and drawn.max() >= 200  # mostly black, some bright ink
+    black = PIL.Image.new("RGB", picture.size)
+    np.testing.assert_array_equal(_pixels(apply_variant(black, "scribble", random.Random(7))), drawn)  # not the photo
+    assert not np.array_equal(_pixels(apply_variant(picture, "scribble", random.Random(8))), drawn)
+    connected = []
+    for seed in range(40):  # the curves join end to end: mostly one piece of ink (a loop may stand apart)
+        ink = _pixels(apply_variant(black, "scribble", random.Random(seed)))[..., 0] > 64
+        connected.append(ndimage.label(ink)[1] <= 2)
+    assert np.mean(connected) >= 0.8
+
+
 def test_derived_records_are_seeded_and_keep_their_lineage():
     record = image_record(5, 32, 32)
     first, again, other_seed = derive(record, "zoom+rotate", 0), derive(record, "zoom+rotate", 0), derive(record, "zoom+rotate", 1)

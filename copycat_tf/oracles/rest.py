@@ -11,8 +11,9 @@ Behaviour of a careful client of a paid API:
     a byte at a time cannot hold it longer;
   * bounded retries with exponential backoff and jitter on 408, 429, 5xx, timeouts and connection
     errors (other answers fail at once: retrying cannot fix them); a Retry-After in seconds is waited
-    out (a request is never resent sooner), and one of more than 5 minutes stops the run instead. A retry of a request the server
-    may have received is a new query: it is paid for in the ledger first
+    out (a request is never resent sooner), and one of more than 5 minutes stops the run instead. A 429 is
+    a refusal (nothing was used), so its resend costs nothing; a retry of a request the server may have
+    used (a timeout, a 408 or 5xx, a cut answer) is a new query: it is paid for in the ledger first
     (copycat_tf.ledger.pay_for_resend) and not made when the budget cannot pay for the whole batch;
   * no redirects: a 3xx is an error naming where it pointed, so credentials only ever go to the
     origin of ``--oracle``;
@@ -309,7 +310,9 @@ class RestOracle(Oracle):
                 raise _Failure(f"HTTP {status} {reason}, asking to wait {wait:.0f} s before another request (a quota "
                                "or rate limit); stopped instead of waiting. Fix: rerun later (every answer so far is "
                                "kept)", False, True)
-            raise _Failure(f"HTTP {status} {reason}", True, True, retry_after=wait)
+            # 429 is a refusal before any work (a rate limit or quota): resending it is not a new query. Other
+            # retryable answers (408, 5xx) may come after the server used the images: a resend is paid again.
+            raise _Failure(f"HTTP {status} {reason}", True, status != 429, retry_after=wait)
         if not 200 <= status < 300:
             detail = scrub_text(data[: 16 * _ERROR_DETAIL_CHARS].decode("utf-8", errors="replace"), self._secrets)
             detail = " ".join(detail.split())[:_ERROR_DETAIL_CHARS]

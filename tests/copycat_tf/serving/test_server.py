@@ -268,3 +268,19 @@ def test_a_plan_starts_the_server_in_the_background_and_stops_it(model, tmp_path
                     background=True)
     with pytest.raises(CopycatError, match="(?s)background step serve failed.*not a SavedModel"):
         start_in_background(bad)
+
+
+def test_a_rate_limited_steal_waits_and_never_spends_more_than_its_budget(model, server, tmp_path, monkeypatch):
+    from beam_pipelines.steal_labels import StealLabelsConfig, run
+    from tfrecords_schema import IMAGE, Manifest, write_manifest, write_shards
+
+    pool = str(tmp_path / "pool")
+    write_shards(pool, IMAGE, [image_record(i, 16, 16) for i in range(200)], num_shards=2)
+    write_manifest(pool, Manifest(stage="build_npdd", record_kind="image", counts={"kept": 200}))
+    url, served = server(rate=40.0)
+    monkeypatch.setenv("COPYCAT_ORACLE_API_KEY", "alice-secret")
+    manifest = run(StealLabelsConfig(images=pool, oracle=OracleSpec(url, num_classes=NUM_CLASSES, max_retries=20),
+                                     output=str(tmp_path / "sl"), max_queries=120, batch_size=30))
+    answered = [line for line in _log(tmp_path) if line["key"] == "alice"]
+    assert len(answered) == served.answered == 120 == manifest.counts["queries"]  # 429s were retried, never re-paid
+    assert len({line["image_sha256"] for line in answered}) == 120 and manifest.extra["queries_total"] == 120

@@ -98,7 +98,9 @@ def plan_defenses(p, config: dict, npdd: str, target: str, runs: str, result) ->
                     p.add("verify-ownership", [f"--suspect={RunDir(run).export}", f"--reference={RunDir(target).export}",
                                                f"--key={join(root, 'watermark.key')}",
                                                f"--evidence={join(folder, 'evidence', key)}", f"--watermark_share={share}",
-                                               f"--controls={RunDir(independent).export}", f"--output={attack['ownership']}"],
+                                               f"--controls={RunDir(independent).export}", "--missing_evidence_ok",
+                                               *([f"--num_classes={num_classes}"] if num_classes else []),
+                                               f"--output={attack['ownership']}"],
                           attack["ownership"])
                 entry["attacks"].append(attack)
         result.defenses.append(entry)
@@ -121,7 +123,7 @@ def prepare_keys(result, environ) -> None:
         known = dict(line.split(":", 1) for line in open(path).read().split() if ":" in line)
     for name in result.api_keys:
         known.setdefault(name, secrets.token_hex(16))
-    with open(path, "w") as handle:
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:  # secrets: owner only
         handle.write("".join(f"{name}:{secret}\n" for name, secret in known.items()))
     for name, variable in result.api_keys.items():
         environ[variable] = known[name]
@@ -129,7 +131,7 @@ def prepare_keys(result, environ) -> None:
         json.dump({"target": result.target, "entries": result.defenses}, handle, indent=2)
     watermark = join(root, "watermark.key")
     if not os.path.exists(watermark):
-        with open(watermark, "w") as handle:
+        with os.fdopen(os.open(watermark, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
 
 

@@ -124,14 +124,16 @@ def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[
         errors.close()
 
     deadline = time.time() + timeout_s
-    while not os.path.exists(call.done):
-        if process.poll() is not None or time.time() > deadline:
-            stop_reason = f"exit {process.returncode}" if process.returncode is not None else f"not ready in {timeout_s:.0f} s"
-            errors.seek(0)
-            tail = errors.read()[-3000:]
-            stop()
-            raise CopycatError(f"background step {call.stage} failed ({stop_reason}):\n{tail}")
-        time.sleep(0.2)
+    try:
+        while not os.path.exists(call.done):
+            if process.poll() is not None or time.time() > deadline:
+                reason = f"exit {process.returncode}" if process.returncode is not None else f"not ready in {timeout_s:.0f} s"
+                errors.seek(0)
+                raise CopycatError(f"background step {call.stage} failed ({reason}):\n{errors.read()[-3000:]}")
+            time.sleep(0.2)
+    except BaseException:  # a failure, or Ctrl-C while waiting: the process must not outlive the plan
+        stop()
+        raise
     return stop
 
 

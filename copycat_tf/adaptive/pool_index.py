@@ -42,8 +42,10 @@ class PoolIndex:
     def __init__(self, path: str):
         with open(os.path.join(path, "ids.txt")) as handle:
             self.ids = handle.read().split()
-        with open(os.path.join(path, "sources.txt")) as handle:
-            self.sources = handle.read().splitlines()
+        with open(os.path.join(path, "sources.txt"), newline="\n") as handle:
+            self.sources = handle.read().split("\n")[:-1]
+        if len(self.sources) != len(self.ids):
+            raise LakeError(f"{path}: sources.txt and ids.txt disagree; delete the folder to rebuild the index")
         self.thumbs = np.load(os.path.join(path, "thumbs.npy"), mmap_mode="r")
         self.offsets = np.load(os.path.join(path, "offsets.npy"))
         self._images = open(os.path.join(path, "images.bin"), "rb")
@@ -87,7 +89,8 @@ def _build(folder: LakeFolder, path: str, size: int, batch: int = 256) -> int:
     thumbs = np.lib.format.open_memmap(os.path.join(path, "thumbs.npy"), "w+", np.uint8, (total, size, size, 3))
     offsets = [0]
     seen = 0
-    with (open(os.path.join(path, "ids.txt"), "w") as ids, open(os.path.join(path, "sources.txt"), "w") as sources,
+    with (open(os.path.join(path, "ids.txt"), "w") as ids,
+          open(os.path.join(path, "sources.txt"), "w", newline="\n") as sources,
           open(os.path.join(path, "images.bin"), "wb") as images):
         for batch_ids, batch_images, batch_sources, batch_pixels in dataset.as_numpy_iterator():
             n = len(batch_ids)
@@ -96,7 +99,7 @@ def _build(folder: LakeFolder, path: str, size: int, batch: int = 256) -> int:
             thumbs[seen:seen + n] = batch_pixels
             for image_id, data, source in zip(batch_ids, batch_images, batch_sources):
                 ids.write(image_id.decode() + "\n")
-                sources.write(source.decode().replace("\n", " ") + "\n")
+                sources.write(source.decode().replace("\n", " ").replace("\r", " ") + "\n")
                 images.write(data)
                 offsets.append(offsets[-1] + len(data))
             seen += n

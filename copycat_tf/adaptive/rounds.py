@@ -228,7 +228,7 @@ def _mixture_seed(catalog: _Catalog, querier: _Querier, ledger, order: np.ndarra
     labels = querier.labels
     histograms = np.stack([np.bincount(labels[in_order[name][:n]][labels[in_order[name][:n]] >= 0],
                                        minlength=querier.num_classes) for name, n in zip(names, probe)])
-    weights = mixture.max_entropy_mixture(histograms)
+    weights = np.round(mixture.max_entropy_mixture(histograms), 9)  # rounded: the same shares on any machine
     extra = selection.apportion(max(0, seed_size - int(probe.sum())), weights)
     taken = [min(len(in_order[name]), int(n + e)) for name, n, e in zip(names, probe, extra)]
     if _budget_left(ledger, max_queries):

@@ -37,6 +37,7 @@ class Answers:
     class_ids: np.ndarray  # int64 [N]
     probabilities: np.ndarray | None  # float32 [N, K], or None once a defense withholds them
     notes: list[list[str]]
+    model_ids: np.ndarray | None = None  # int64 [N]: the model's own argmax, before any defense changed it
 
 
 class Watermark:
@@ -72,12 +73,16 @@ class Watermark:
         for index, image in enumerate(images):
             if not self.chosen(image):
                 continue
-            true_label = int(answers.class_ids[index])
+            # Keyed on the model's own class, whatever a defense before it answered (misinformation), so that
+            # copycat-verify-ownership, which asks the bare model, finds the same watermark label.
+            model_ids = answers.model_ids if answers.model_ids is not None else answers.class_ids
+            true_label = int(model_ids[index])
             wrong = self.label(image, true_label, num_classes)
-            answers.class_ids[index] = wrong
             if answers.probabilities is not None:
                 row = answers.probabilities[index]
-                row[[true_label, wrong]] = row[[wrong, true_label]]
+                shown = int(answers.class_ids[index])
+                row[[shown, wrong]] = row[[wrong, shown]]
+            answers.class_ids[index] = wrong
             answers.notes[index].append(self.name)
         return answers
 
@@ -213,7 +218,8 @@ def answer_chain(watermark: Watermark | None = None, round_to: int | None = None
 def defend(chain: list, images: list[bytes], probabilities: np.ndarray) -> Answers:
     """The model's probabilities of a batch through the chain: what the callers will be answered."""
     probabilities = np.asarray(probabilities, np.float32).copy()
-    answers = Answers(probabilities.argmax(axis=1).astype(np.int64), probabilities, [[] for _ in images])
+    model_ids = probabilities.argmax(axis=1).astype(np.int64)
+    answers = Answers(model_ids.copy(), probabilities, [[] for _ in images], model_ids)
     for defense in chain:
         answers = defense.apply(images, answers, probabilities.shape[1])
     return answers

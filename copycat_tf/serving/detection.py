@@ -8,7 +8,9 @@ distance to the nearest kept query of its class to the key's distance record, an
 distance is above the class's running threshold (mean minus standard deviation of the kept distances). Once
 the record holds ``min_queries`` distances, a Shapiro–Wilk test runs after each query: W below ``delta``
 flags the key, and the number of queries it took is recorded. With ``block`` the key's later requests are
-refused (HTTP 403).
+refused (HTTP 403). The state lives in the server's memory (a restarted server starts every key afresh);
+the query log marks each answer given after a key was flagged (``prada:flagged``), and the owner reads
+the flags there, never through the public API.
 
 Distances are Euclidean between 16x16 grayscale versions of the images scaled to [0, 1], so the monitor
 costs a decode of a small image per query and never the model. An attacker that sends natural images may
@@ -23,6 +25,7 @@ import numpy as np
 import PIL.Image
 
 RECORD = 5000  # the Shapiro-Wilk test reads the key's last RECORD distances (its p-values are exact up to 5000)
+KEPT_PER_CLASS = 2000  # queries kept per key and class at most (memory and search time stay bounded)
 
 
 def features(image: bytes, size: int = 16) -> np.ndarray | None:
@@ -30,7 +33,7 @@ def features(image: bytes, size: int = 16) -> np.ndarray | None:
     try:
         with PIL.Image.open(io.BytesIO(image)) as opened:
             small = opened.convert("L").resize((size, size), PIL.Image.Resampling.BILINEAR)
-    except (OSError, ValueError, PIL.Image.DecompressionBombError):
+    except Exception:  # noqa: BLE001 — any image Pillow cannot read adds no distance (the model answered it anyway)
         return None
     return np.asarray(small, np.float32).reshape(-1) / 255.0
 
@@ -98,7 +101,9 @@ class ExtractionMonitor:
             return
         distance = float(np.sqrt(((kept - vector) ** 2).sum(axis=1).min()))
         state.distances.append(distance)
-        if distance > state.thresholds[label]:
+        if len(state.distances) > 2 * RECORD:
+            del state.distances[:-RECORD]
+        if distance > state.thresholds[label] and len(kept) < KEPT_PER_CLASS:
             state.kept[label] = np.concatenate([kept, vector[None, :]])
             grown = state.kept_distances[label]
             grown.append(distance)

@@ -39,9 +39,14 @@ class OwnershipConfig:
     controls: list[str] = dataclasses.field(default_factory=list, metadata={"help": "Models known to be independent of the watermark (SavedModel folders or URLs), "
                                      "tested the same way as a check."})
     alpha: float = option(1e-3, "Significance level: the suspect is called a copy when its p-value is below this.")
+    num_classes: int | None = option(None, "The served model's number of classes, when the reference's output does "
+                                           "not tell it (class ids only).")
+    missing_evidence_ok: bool = option(False, "An evidence folder that does not exist counts as no evidence (the key "
+                                              "got no watermarked answer) instead of an error: for experiment plans.")
     output: str | None = option(None, "Where to write the report (JSON); unset: printed only.")
 
-    RULES = (Rule("watermark_share", "watermark_share", 0, 0.5, above=True), Rule("alpha", "alpha", 0, 1, above=True))
+    RULES = (Rule("watermark_share", "watermark_share", 0, 0.5, above=True), Rule("alpha", "alpha", 0, 1, above=True),
+             Rule("num_classes", "num_classes", 3, 10**6, optional=True))
 
     def validate(self) -> None:
         check_rules(self, self.RULES)
@@ -68,19 +73,28 @@ def watermark_test(answers, true_labels, watermark_labels, num_classes: int) -> 
             "expected_if_independent": round(other * chance, 3), "p_value": binomial_tail(hits, other, chance)}
 
 
-def read_evidence(folders: list[str]) -> list[bytes]:
-    """Every file under the evidence folders, in a fixed order (sorted paths)."""
+def read_evidence(folders: list[str], missing_ok: bool = False) -> list[bytes]:
+    """Every distinct image under the evidence folders (the same bytes counted once, whatever folders hold
+    them: a repeated image is not a second trial), in a fixed order (sorted paths)."""
+    import hashlib
+
     paths = []
     for folder in folders:
         if not os.path.isdir(folder):
+            if missing_ok:
+                continue
             raise CopycatError(f"--evidence={folder} is not a folder; give the folder copycat-serve "
                                "--watermark_keep wrote (or one key's folder in it)")
         for root, _, files in os.walk(folder):
             paths.extend(os.path.join(root, name) for name in files)
-    images = []
-    for path in sorted(paths):
+    images, seen = [], set()
+    for path in sorted(set(paths)):
         with open(path, "rb") as handle:
-            images.append(handle.read())
+            data = handle.read()
+        digest = hashlib.sha256(data).digest()
+        if digest not in seen:
+            seen.add(digest)
+            images.append(data)
     return images
 
 
@@ -109,26 +123,29 @@ def verify(config: OwnershipConfig) -> dict:
 
     config.validate()
     watermark = Watermark(_secret(config.key), config.watermark_share)
-    images = read_evidence(config.evidence)
+    images = read_evidence(config.evidence, config.missing_evidence_ok)
     chosen = [image for image in images if watermark.chosen(image)]
-    if not chosen:
+    if not chosen and not (config.missing_evidence_ok and not images):
         raise CopycatError(f"none of the {len(images)} evidence images was chosen by this key at share "
                            f"{config.watermark_share}: check --key and --watermark_share")
-    reference = open_oracle(OracleSpec(config.reference))
+    reference = open_oracle(OracleSpec(config.reference, num_classes=config.num_classes))
     try:
-        true_labels = _classify(reference, chosen)
-        num_classes = reference.num_classes or int(max(true_labels)) + 1
+        true_labels = _classify(reference, chosen) if chosen else []
+        num_classes = config.num_classes or reference.num_classes
     finally:
         reference.close()
-    if num_classes < 2:
-        raise CopycatError(f"--reference={config.reference} answers one class; the watermark needs two or more")
+    if num_classes is None:
+        raise CopycatError(f"--reference={config.reference} does not tell its number of classes; pass --num_classes")
+    if num_classes < 3:
+        raise CopycatError(f"the served model has {num_classes} classes: with fewer than 3 the watermark label is the "
+                           "only wrong one, so any error looks like the watermark and the test has no power")
     marks = [watermark.label(image, int(t), num_classes) for image, t in zip(chosen, true_labels)]
     report = {"evidence_files": len(images), "chosen_by_key": len(chosen), "num_classes": num_classes,
               "alpha": config.alpha, "models": {}}
     for role, target in [("suspect", config.suspect)] + [(f"control:{c}", c) for c in config.controls]:
         model = open_oracle(OracleSpec(target, num_classes=num_classes))
         try:
-            result = watermark_test(_classify(model, chosen), true_labels, marks, num_classes)
+            result = watermark_test(_classify(model, chosen) if chosen else [], true_labels, marks, num_classes)
         finally:
             model.close()
         result["model"] = target

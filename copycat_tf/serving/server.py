@@ -214,6 +214,7 @@ class ServedModel:
         self.batcher = Batcher(predict, config.max_batch, config.max_wait_ms / 1000.0)
         self.query_log = QueryLog(config.query_log)
         self.answered = 0
+        self.refused = 0  # requests answered 429 (over a quota or rate)
 
     def _caller(self, request: web.Request) -> str | None:
         if self.keys is None:
@@ -248,6 +249,7 @@ class ServedModel:
                                "its requests are refused", **headers)
         wait = self.limits.admit(key, len(images))
         if wait is not None:
+            self.refused += 1
             retry = "never: the request is larger than the allowance" if math.isinf(wait) else None
             if retry:
                 return _error(429, f"{len(images)} images exceed key {key!r}'s allowance ({retry})", **headers)
@@ -258,8 +260,10 @@ class ServedModel:
         except Exception as error:
             return _error(400, f"the model could not answer: {str(error).splitlines()[0][:300]}", **headers)
         answers = defend(self.chain, images, probabilities)
-        if self.monitor is not None:
-            for notes, flagged in zip(answers.notes, self.monitor.observe(key, images, answers.class_ids)):
+        if self.monitor is not None:  # decoding and testing off the event loop: other clients keep being served
+            flags = await asyncio.get_running_loop().run_in_executor(None, self.monitor.observe, key, images,
+                                                                     answers.class_ids)
+            for notes, flagged in zip(answers.notes, flags):
                 if flagged:
                     notes.append("prada:flagged")
         if self.evidence is not None:
@@ -282,8 +286,7 @@ class ServedModel:
                                   "fingerprint": self.fingerprint,
                                   "defenses": [d.spec() for d in self.chain] + (
                                       [self.limits.spec()] if self.limits.active else []) + [
-                                      m.spec() for m in self.monitors],
-                                  "detection": self.monitor.report() if self.monitor is not None else {}},
+                                      m.spec() for m in self.monitors]},
                                  headers={FINGERPRINT_HEADER: self.fingerprint})
 
 
@@ -345,9 +348,12 @@ def serve(config, ready=None) -> None:
         announce = ready
 
         def ready(url):
-            with open(config.ready_file + ".tmp", "w") as handle:
-                handle.write(url + "\n")
-            os.replace(config.ready_file + ".tmp", config.ready_file)
+            try:
+                with open(config.ready_file + ".tmp", "w") as handle:
+                    handle.write(url + "\n")
+                os.replace(config.ready_file + ".tmp", config.ready_file)
+            except OSError as error:
+                raise CopycatError(f"--ready_file={config.ready_file}: cannot write it ({error.strerror})") from None
             if announce is not None:
                 announce(url)
     log.info("serving %s (fingerprint %s) with defenses %s", config.model, served.fingerprint,

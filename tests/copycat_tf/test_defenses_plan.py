@@ -45,6 +45,7 @@ def test_each_defense_is_served_and_attacked_the_same_way():
     assert all(c.flag("watermark_key") is None for c in servers if c is not watermark)
     checks = [c for c in result.calls if c.stage == "verify-ownership"]
     assert len(checks) == 6 and {c.flag("controls") for c in checks} == {"/x/runs/BL-VGG-PDD-OL/export"}
+    assert all("--missing_evidence_ok" in c.args and c.flag("num_classes") == "10" for c in checks)
     assert {c.flag("evidence").rsplit("/", 1)[1] for c in checks} == {f"attacker-{h}-s{s}" for h in ("random", "adaptive")
                                                                        for s in (0, 1, 2)}
     runs = [c.flag("output") for c in result.calls if c.stage == "train" and "served-" in c.flag("output")]
@@ -72,6 +73,8 @@ def test_keys_are_made_once_and_handed_to_the_clients_environment(tmp_path):
     again = {}
     prepare_keys(result, again)  # a resumed experiment keeps its keys
     assert again == environ and (tmp_path / "defenses" / "watermark.key").read_text() == key
+    for secret in ("api_keys.txt", "watermark.key"):
+        assert (tmp_path / "defenses" / secret).stat().st_mode & 0o077 == 0  # readable by the owner only
 
 
 def test_a_background_step_runs_until_the_plan_ends(tmp_path):

@@ -110,7 +110,7 @@ def test_the_seed_set_follows_the_oracles_answers_and_resumes_the_same(tmp_path)
     assert report["lines"]["weight"] > 0.8 and report["lines"]["probe_histogram"] != [10, 0, 0, 0]
     # The rest of the seed set (100 - 30) by the weights of the probe's answers: the line drawings get most.
     names = ("gray", "lines", "none")
-    weights = mixture.max_entropy_mixture([report[f]["probe_histogram"] for f in names])
+    weights = np.round(mixture.max_entropy_mixture([report[f]["probe_histogram"] for f in names]), 9)
     expected = 10 + apportion(70, weights)
     by_family = np.bincount(np.array(oracle.asked) // 200, minlength=3)  # none, gray, lines
     assert [by_family[1], by_family[2], by_family[0]] == expected.tolist() == [report[f]["seed_set"] for f in names]
@@ -131,3 +131,36 @@ def test_without_the_mixture_the_seed_set_ignores_families(tmp_path):
 def test_the_probe_cannot_exceed_the_seed_set():
     with pytest.raises(CopycatError, match="adaptive_probe_fraction"):
         AdaptiveConfig(seed_fraction=0.1, probe_fraction=0.2, mixture=True).check()
+
+
+class _Dying(_Oracle):
+    """Answers ``left`` images, then the process 'dies' in the middle of a batch."""
+
+    def __init__(self, left):
+        super().__init__()
+        self.left = left
+
+    def classify(self, images):
+        if self.left < len(images):
+            raise KeyboardInterrupt("killed")
+        self.left -= len(images)
+        return super().classify(images)
+
+
+@pytest.mark.parametrize("dies_after", [16, 48])  # in the probe (30 images), and after it, in the weighted rest
+def test_a_run_killed_during_the_seed_set_resumes_to_the_same_seed_set(tmp_path, dies_after):
+    config = AdaptiveConfig(seed_fraction=0.5, probe_fraction=0.15, mixture=True)
+    whole = _Oracle()
+    _, expected, _, _ = _seed(tmp_path / "whole", whole, config)
+    with pytest.raises(KeyboardInterrupt):
+        _seed(tmp_path / "killed", _Dying(dies_after), config)
+    before = Ledger(str(tmp_path / "killed" / "ledger"), "oracle")
+    in_flight, answered_before = len(before.pending_ids()), len(before.read_answers())
+    assert in_flight > 0 and dies_after - 16 < answered_before <= dies_after  # whole batches of 16
+    resumed = _Oracle()
+    _, report, _, ledger = _seed(tmp_path / "killed", resumed, config)
+    answered = set(Ledger(str(tmp_path / "killed" / "ledger"), "oracle").read_answers())
+    assert report == expected  # the same probe answers, weights and seed set
+    assert answered == {f"img{p:04d}" for p in whole.asked}  # the same images
+    assert len(resumed.asked) == len(set(resumed.asked)) == 100 - answered_before  # nothing answered asked again
+    assert ledger.spent() == 100 + in_flight  # the batch in flight may have reached the oracle: paid again

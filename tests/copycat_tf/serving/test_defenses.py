@@ -100,3 +100,18 @@ def test_misinformation_flips_only_the_queries_above_its_threshold():
     many = _probabilities(2000, seed=3)
     flipped = defend(answer_chain(misinformation=0.5), _images(2000), many).class_ids != many.argmax(axis=1)
     np.testing.assert_array_equal(flipped, 1 - many.max(axis=1) > 0.5)
+
+
+def test_the_watermark_keys_on_the_models_class_even_after_misinformation():
+    images = _images(4000)
+    probabilities = _probabilities(4000, seed=5)  # unsure rows: misinformation flips most of them
+    mark = Watermark(b"owner secret", 0.2)
+    answers = defend(answer_chain(watermark=mark, misinformation=0.3), images, probabilities)
+    model = probabilities.argmax(axis=1)
+    chosen = np.array([mark.chosen(i) for i in images])
+    expected = [mark.label(i, int(c), K) for i, c in zip(images, model)]
+    np.testing.assert_array_equal(answers.class_ids[chosen], np.array(expected)[chosen])  # what verify rebuilds
+    assert all(notes[-1] == "watermark" for notes, c in zip(answers.notes, chosen) if c)
+    flipped = ~chosen & (1 - probabilities.max(axis=1) > 0.3)
+    np.testing.assert_array_equal(answers.class_ids[flipped], probabilities.argmin(axis=1)[flipped])
+    np.testing.assert_array_equal(answers.probabilities.argmax(axis=1), answers.class_ids)

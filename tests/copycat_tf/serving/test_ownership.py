@@ -82,3 +82,26 @@ def test_a_wrong_key_or_empty_evidence_is_one_clear_error(served, tmp_path):
     with pytest.raises(CopycatError, match="--evidence=.* is not a folder"):
         verify(OwnershipConfig(suspect=url, reference=reference, key=str(root / "key"),
                                evidence=[str(tmp_path / "missing")]))
+
+
+def test_repeated_evidence_counts_once_and_missing_evidence_can_be_no_evidence(tmp_path):
+    from copycat_tf.serving.ownership import read_evidence
+
+    for folder, names in (("a", ["x", "y"]), ("b", ["x-again"])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            (tmp_path / folder / name).write_bytes(b"same" if name.startswith("x") else b"other")
+    assert sorted(read_evidence([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a")])) == [b"other", b"same"]
+    assert read_evidence([str(tmp_path / "missing")], missing_ok=True) == []
+    with pytest.raises(CopycatError, match="is not a folder"):
+        read_evidence([str(tmp_path / "missing")])
+
+
+def test_no_evidence_is_no_finding_and_two_classes_are_refused(served, tmp_path):
+    root, reference, url, _ = served
+    report = verify(OwnershipConfig(suspect=url, reference=reference, key=str(root / "key"),
+                                    evidence=[str(tmp_path / "none")], missing_evidence_ok=True, num_classes=4))
+    assert report["chosen_by_key"] == 0 and report["models"]["suspect"]["p_value"] == 1.0 and not report["copied"]
+    with pytest.raises(CopycatError, match="--num_classes=2 is out of range"):
+        verify(OwnershipConfig(suspect=url, reference=reference, key=str(root / "key"), evidence=[str(root / "evidence")],
+                               watermark_share=0.3, num_classes=2))

@@ -172,7 +172,9 @@ def test_prada_flags_and_blocks_a_synthetic_attacker_not_another_key(model, serv
     assert 200 in statuses and statuses[-1] == 403 and statuses == sorted(statuses)  # answered, then refused
     assert _post(url, benign, key="bob-secret")[0] == 200
     with urllib.request.urlopen(url.split(":predict")[0], timeout=30) as response:
-        detection = json.loads(response.read())["detection"]
+        status = json.loads(response.read())
+    assert "detection" not in status and "alice" not in json.dumps(status)  # the public page tells no key's state
+    detection = served.monitor.report()
     flagged_at = detection["alice"]["flagged_at"]
     assert 30 < flagged_at <= 20 * statuses.count(200) and detection["bob"]["flagged_at"] is None
     assert sum("prada:flagged" in line["defenses"] for line in _log(tmp_path)) == 20 * statuses.count(200) - flagged_at + 1
@@ -284,3 +286,4 @@ def test_a_rate_limited_steal_waits_and_never_spends_more_than_its_budget(model,
     answered = [line for line in _log(tmp_path) if line["key"] == "alice"]
     assert len(answered) == served.answered == 120 == manifest.counts["queries"]  # 429s were retried, never re-paid
     assert len({line["image_sha256"] for line in answered}) == 120 and manifest.extra["queries_total"] == 120
+    assert served.refused > 0  # the rate limit did refuse requests, and their resends cost nothing

@@ -44,66 +44,77 @@ def plan_defenses(p, config: dict, npdd: str, target: str, runs: str, result) ->
     target; a benign client sends the TDD (the honest users' answers, and the detector's false positives);
     under a watermark, copycat-verify-ownership tests every copycat and, as a control, a model trained on the
     PDD that never saw the API. The output folder must be local (the servers announce themselves in files)."""
-    from copycat_tf.experiment import ARCH, _name, _run
+    from copycat_tf.experiment import ARCH, _run
 
     options = config.get("defenses", {})
-    served = options.get("served", DEFENSES)
     strategies = options.get("strategies", ["random", "adaptive"])
     if set(strategies) - {"random", "adaptive"}:
         raise CopycatError(f"defenses: strategies={strategies}: give random and/or adaptive")
-    budget, seeds = int(options.get("budget", 2000)), options.get("seeds", [0, 1, 2])
-    num_classes = options.get("num_classes")
-    if "adaptive" in strategies and not num_classes:
+    if "adaptive" in strategies and not options.get("num_classes"):
         raise CopycatError("defenses: give num_classes (the attacker knows the class count; a top-1 API does not "
                            "tell it, and adaptive querying needs it)")
+    arch = ARCH.get(config["copycat"]["model"], config["copycat"]["model"])
+    independent = p.train(_run(runs, "BL", arch, "PDD", "OL"), config["copycat"], join(p.problem, "pdd"))
+    seeds = options.get("seeds", [0, 1, 2])
+    result.api_keys = {name: key_variable(name) for name in
+                       ["benign", *(f"attacker-{how}-s{seed}" for how in strategies for seed in seeds)]}
+    for number, (defense, serve_options) in enumerate(options.get("served", DEFENSES).items()):
+        url, entry = _served(p, options, target, number, defense, serve_options)
+        entry["independent"] = independent
+        for how in strategies:
+            for seed in seeds:
+                entry["attacks"].append(_attack(p, config, options, npdd, target, runs, entry, url, how, seed))
+        result.defenses.append(entry)
+
+
+def _served(p, options: dict, target: str, number: int, defense: str, serve_options: list) -> tuple[str, dict]:
+    """The background server of one defense and the benign client's steal of the TDD from it."""
+    root = join(p.out, "defenses")
+    folder, port = join(root, defense), int(options.get("port", DEFENSES_PORT)) + number
+    args = [f"--model={RunDir(target).export}", f"--port={port}", "--model_name=model",
+            f"--api_keys={join(root, 'api_keys.txt')}", f"--query_log={join(folder, 'queries.jsonl')}",
+            f"--ready_file={join(folder, 'ready')}", *serve_options]
+    share = next((o.split("=", 1)[1] for o in serve_options if o.startswith("--watermark_share=")), None)
+    if share is not None:
+        args += [f"--watermark_key={join(root, 'watermark.key')}", f"--watermark_keep={join(folder, 'evidence')}"]
+    p.calls.append(StageCall("serve", tuple(args), join(folder, "ready"), background=True))
+    url = f"http://127.0.0.1:{port}/v1/models/model:predict"
+    classes = [f"--num_classes={options['num_classes']}"] if options.get("num_classes") else []
+    benign = p.steal(p.tdd, target, join(p.lake, "stolen", f"served-{defense}", "TDD-SL"),
+                     f"--oracle_api_key_env={key_variable('benign')}", *classes, oracle=url)
+    return url, {"defense": defense, "options": list(serve_options), "log": join(folder, "queries.jsonl"),
+                 "benign": benign, "tdd": p.tdd, "attacks": [], "folder": folder, "watermark_share": share}
+
+
+def _attack(p, config: dict, options: dict, npdd: str, target: str, runs: str, entry: dict, url: str, how: str,
+            seed: int) -> dict:
+    """One attacker against one served defense: steal under its own key, train, evaluate, and (watermark) verify."""
+    from copycat_tf.experiment import ARCH, _name, _run
+
+    budget, key = int(options.get("budget", 2000)), f"attacker-{how}-s{seed}"
+    classes = [f"--num_classes={options['num_classes']}"] if options.get("num_classes") else []
+    extra = [f"--max_queries={budget}", f"--strategy={how}", f"--seed={seed}",
+             f"--oracle_api_key_env={key_variable(key)}", *options.get("steal_options", []), *classes]
+    if how == "adaptive":
+        extra.append(f"--adaptive_cache={join(p.lake, 'adaptive-cache')}")
+    stolen = p.steal(npdd, target, join(p.lake, "stolen", f"served-{entry['defense']}", f"NPDD-SL.{how}.s{seed}@{budget}"),
+                     *extra, oracle=url)
     copy_model = {**config["copycat"], "train_options": [*config["copycat"].get("train_options", []),
                                                          *options.get("train_options", ["--class_balance=sqrt"])]}
     arch = ARCH.get(copy_model["model"], copy_model["model"])
-    root = join(p.out, "defenses")
-    keys = join(root, "api_keys.txt")
-    independent = p.train(_run(runs, "BL", arch, "PDD", "OL"), config["copycat"], join(p.problem, "pdd"))
-    result.api_keys = {name: key_variable(name) for name in
-                       ["benign", *(f"attacker-{how}-s{seed}" for how in strategies for seed in seeds)]}
-    for number, (defense, serve_options) in enumerate(served.items()):
-        folder, port = join(root, defense), int(options.get("port", DEFENSES_PORT)) + number
-        watermarked = any(o.startswith("--watermark_share") for o in serve_options)
-        args = [f"--model={RunDir(target).export}", f"--port={port}", "--model_name=model", f"--api_keys={keys}",
-                f"--query_log={join(folder, 'queries.jsonl')}", f"--ready_file={join(folder, 'ready')}", *serve_options]
-        if watermarked:
-            args += [f"--watermark_key={join(root, 'watermark.key')}", f"--watermark_keep={join(folder, 'evidence')}"]
-        p.calls.append(StageCall("serve", tuple(args), join(folder, "ready"), background=True))
-        url = f"http://127.0.0.1:{port}/v1/models/model:predict"
-        stolen_root = join(p.lake, "stolen", f"served-{defense}")
-        benign = p.steal(p.tdd, target, join(stolen_root, "TDD-SL"), f"--oracle_api_key_env={key_variable('benign')}",
-                         *([f"--num_classes={num_classes}"] if num_classes else []), oracle=url)
-        entry = {"defense": defense, "options": list(serve_options), "log": join(folder, "queries.jsonl"),
-                 "benign": benign, "tdd": p.tdd, "attacks": [], "independent": independent}
-        for how in strategies:
-            for seed in seeds:
-                key = f"attacker-{how}-s{seed}"
-                extra = [f"--max_queries={budget}", f"--strategy={how}", f"--seed={seed}",
-                         f"--oracle_api_key_env={key_variable(key)}", *options.get("steal_options", [])]
-                if num_classes:
-                    extra.append(f"--num_classes={num_classes}")
-                if how == "adaptive":
-                    extra.append(f"--adaptive_cache={join(p.lake, 'adaptive-cache')}")
-                stolen = p.steal(npdd, target, join(stolen_root, f"NPDD-SL.{how}.s{seed}@{budget}"), *extra, oracle=url)
-                run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=f"served-{defense}+{how}+s{seed}",
-                                   budget=budget), copy_model, stolen, seed=seed)
-                p.evaluate(run, target)
-                attack = {"strategy": how, "seed": seed, "key": key, "stolen": stolen, "run": run}
-                if watermarked:
-                    attack["ownership"] = join(folder, "ownership", f"{_name(run)}.json")
-                    share = next(o.split("=", 1)[1] for o in serve_options if o.startswith("--watermark_share"))
-                    p.add("verify-ownership", [f"--suspect={RunDir(run).export}", f"--reference={RunDir(target).export}",
-                                               f"--key={join(root, 'watermark.key')}",
-                                               f"--evidence={join(folder, 'evidence', key)}", f"--watermark_share={share}",
-                                               f"--controls={RunDir(independent).export}", "--missing_evidence_ok",
-                                               *([f"--num_classes={num_classes}"] if num_classes else []),
-                                               f"--output={attack['ownership']}"],
-                          attack["ownership"])
-                entry["attacks"].append(attack)
-        result.defenses.append(entry)
+    run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=f"served-{entry['defense']}+{how}+s{seed}", budget=budget),
+                  copy_model, stolen, seed=seed)
+    p.evaluate(run, target)
+    attack = {"strategy": how, "seed": seed, "key": key, "stolen": stolen, "run": run}
+    if entry["watermark_share"] is not None:
+        attack["ownership"] = join(entry["folder"], "ownership", f"{_name(run)}.json")
+        p.add("verify-ownership", [f"--suspect={RunDir(run).export}", f"--reference={RunDir(target).export}",
+                                   f"--key={join(p.out, 'defenses', 'watermark.key')}",
+                                   f"--evidence={join(entry['folder'], 'evidence', key)}",
+                                   f"--watermark_share={entry['watermark_share']}",
+                                   f"--controls={RunDir(entry['independent']).export}", "--missing_evidence_ok",
+                                   *classes, f"--output={attack['ownership']}"], attack["ownership"])
+    return attack
 
 
 def prepare_keys(result, environ) -> None:

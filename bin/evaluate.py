@@ -24,7 +24,8 @@ def main(argv: list[str]) -> int:
     report = evaluate(app.config_from_flags(EvaluateConfig))
     if FLAGS.output:
         fileio.write_text_atomically(FLAGS.output, json.dumps(report, indent=2))
-    for name, model in report["models"].items():
+    # The reference first: the last line (what a plan shows of the stage) is the evaluated model's.
+    for name, model in sorted(report["models"].items(), key=lambda item: item[0] != report.get("reference")):
         line = (f"{name}: macro F1 {model['macro_f1']:.3f} {_interval(model, 'macro_f1')}, balanced accuracy "
                 f"{model['balanced_accuracy']:.3f}, accuracy {model['accuracy']:.3f}")
         if model.get("copy_performance") is not None:

@@ -58,13 +58,30 @@ def plan_defenses(p, config: dict, npdd: str, target: str, runs: str, result) ->
     seeds = options.get("seeds", [0, 1, 2])
     result.api_keys = {name: key_variable(name) for name in
                        ["benign", *(f"attacker-{how}-s{seed}" for how in strategies for seed in seeds)]}
-    for number, (defense, serve_options) in enumerate(options.get("served", DEFENSES).items()):
+    for number, (defense, served) in enumerate(options.get("served", DEFENSES).items()):
+        serve_options, attackers = _served_spec(defense, served, strategies)
         url, entry = _served(p, options, target, number, defense, serve_options)
         entry["independent"] = independent
-        for how in strategies:
+        for how in attackers:
             for seed in seeds:
                 entry["attacks"].append(_attack(p, config, options, npdd, target, runs, entry, url, how, seed))
         result.defenses.append(entry)
+
+
+def _served_spec(defense: str, served, strategies: list) -> tuple[list, list]:
+    """A served defense's copycat-serve options and the strategies that attack it. ``served`` is the options, or
+    {"options": [...], "strategies": [...]} to attack it with some of the experiment's strategies only (e.g.
+    controls whose hard labels cannot differ from the bare model's, checked with the cheaper attacker)."""
+    if isinstance(served, list):
+        return served, strategies
+    if not isinstance(served, dict) or set(served) - {"options", "strategies"}:
+        raise CopycatError(f"defenses: served.{defense}={served!r}: give a list of copycat-serve options, or "
+                           '{"options": [...], "strategies": [...]}')
+    attackers = served.get("strategies", strategies)
+    if not attackers or set(attackers) - set(strategies):
+        raise CopycatError(f"defenses: served.{defense}.strategies={attackers}: give some of the experiment's "
+                           f"strategies {strategies}")
+    return list(served.get("options", [])), [how for how in strategies if how in attackers]
 
 
 def _served(p, options: dict, target: str, number: int, defense: str, serve_options: list) -> tuple[str, dict]:

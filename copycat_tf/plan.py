@@ -75,6 +75,7 @@ def execute(calls: Iterable[StageCall], prefix: str = "copycat",
     """Run every call whose ``done`` marker is missing, in order; returns the calls that ran. Background calls
     are started with ``start`` (default: a process of its own) and all stopped when the plan ends."""
     ran, stops = [], []
+    restore = _exit_on_sigterm()
     try:
         for call in calls:
             what = f"{call.stage} -> {os.path.basename(os.path.dirname(call.done.rstrip('/')))}"
@@ -95,7 +96,24 @@ def execute(calls: Iterable[StageCall], prefix: str = "copycat",
     finally:
         for stop in reversed(stops):
             stop()
+        restore()
     return ran
+
+
+def _exit_on_sigterm() -> Callable[[], None]:
+    """While a plan runs, SIGTERM ends it as an exception does: the running step's process is killed and the
+    background steps are stopped, instead of being left running without their plan. Returns the undo."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[], None]:
@@ -119,6 +137,7 @@ def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
+                log.warning("background step %s did not stop within 30 s of SIGINT; killed", call.stage)
                 process.kill()
                 process.wait()
         errors.close()

@@ -359,10 +359,27 @@ def serve(config, ready=None) -> None:
     log.info("serving %s (fingerprint %s) with defenses %s", config.model, served.fingerprint,
              [d.name for d in served.chain] + (["limits"] if served.limits.active else []) +
              [m.name for m in served.monitors] or "none")
+    _stop_on_signals()
     try:
         asyncio.run(_serve_forever(served, config.host, config.port, ready))
     except KeyboardInterrupt:
         pass
+
+
+def _stop_on_signals() -> None:
+    """SIGINT and SIGTERM both stop the server cleanly, also when it was started with SIGINT ignored (a shell's
+    background job inherits that): a plan or a service manager can always stop it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def start_in_thread(served: ServedModel, host: str = "127.0.0.1", port: int = 0):

@@ -23,7 +23,7 @@ def test_each_defense_is_served_and_attacked_the_same_way():
     servers = [c for c in result.calls if c.stage == "serve"]
     assert [c.background for c in servers] == [True] * 6
     assert [c.done for c in servers] == [f"/x/defenses/{d}/ready" for d in
-                                        ("none", "top1", "round1", "watermark", "misinformation", "prada")]
+                                        ("none", "watermark", "misinformation", "prada", "top1", "round1")]
     assert [dict(a.split("=", 1) for a in c.args if "=" in a)["--port"] for c in servers] == [str(18600 + i) for i in range(6)]
     calls = list(result.calls)
     attacks = {}
@@ -37,8 +37,10 @@ def test_each_defense_is_served_and_attacked_the_same_way():
         assert benign.flag("oracle_api_key_env") == key_variable("benign") == "COPYCAT_KEY_BENIGN"
         attacks[defense] = sorted((c.flag("strategy"), c.flag("seed"), c.flag("max_queries"), c.flag("num_classes"),
                                    c.flag("oracle_api_key_env")) for c in attack)
-    # the same attack against every defense: strategies x seeds, equal budget, one key each
-    assert all(a == attacks["none"] for a in attacks.values()) and len(attacks["none"]) == 6
+    # the same attack against every defense: strategies x seeds, equal budget, one key each; the controls (their hard
+    # labels are the bare model's) by the random attacker only
+    assert all(attacks[d] == attacks["none"] for d in ("watermark", "misinformation", "prada")) and len(attacks["none"]) == 6
+    assert attacks["top1"] == attacks["round1"] == [a for a in attacks["none"] if a[0] == "random"] != []
     assert {a[2] for a in attacks["none"]} == {"2000"} and len({a[4] for a in attacks["none"]}) == 6
     watermark = next(c for c in servers if "/watermark/" in c.done)
     assert watermark.flag("watermark_key") == "/x/defenses/watermark.key"
@@ -49,10 +51,20 @@ def test_each_defense_is_served_and_attacked_the_same_way():
     assert {c.flag("evidence").rsplit("/", 1)[1] for c in checks} == {f"attacker-{h}-s{s}" for h in ("random", "adaptive")
                                                                        for s in (0, 1, 2)}
     runs = [c.flag("output") for c in result.calls if c.stage == "train" and "served-" in c.flag("output")]
-    assert len(runs) == 36 and all("--class_balance=sqrt" in c.args for c in result.calls
+    assert len(runs) == 4 * 6 + 2 * 3 and all("--class_balance=sqrt" in c.args for c in result.calls
                                    if c.stage == "train" and "served-" in str(c.flag("output")))
     assert len(result.defenses) == 6 and set(result.api_keys) == {"benign", *(f"attacker-{h}-s{s}" for h in
                                                                              ("random", "adaptive") for s in (0, 1, 2))}
+
+
+@pytest.mark.parametrize("served", [{"top1": {"options": ["--top1"], "strategies": ["boundary"]}},
+                                    {"top1": {"options": ["--top1"], "strategies": []}},
+                                    {"top1": {"flags": ["--top1"]}}, {"top1": "--top1"}])
+def test_a_defense_attacked_by_strategies_the_experiment_does_not_have_is_refused(served):
+    config = load_config(CONFIG, small=False)
+    config["defenses"] = {**config["defenses"], "served": served}
+    with pytest.raises(CopycatError, match="served.top1"):
+        plan(config, "/x")
 
 
 def test_adaptive_attacks_need_the_class_count():

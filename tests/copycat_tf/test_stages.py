@@ -51,3 +51,47 @@ def test_every_binary_is_a_registered_stage():
     binaries = {f"copycat_bin.{name[:-3]}" for name in os.listdir(folder)
                 if name.endswith(".py") and name not in ("__init__.py", "app.py")}
     assert binaries == {stages.get(name).binary for name in stages.names()}
+
+
+_PLAN_UNDER_SIGTERM = """
+import sys
+from copycat_tf import stages
+from copycat_tf.plan import StageCall, execute
+stages.register(stages.Stage("toy-service", "a service", "tests.copycat_tf.toy_service"))
+stages.register(stages.Stage("toy-step", "a long step", "tests.copycat_tf.toy_service"))
+root = sys.argv[1]
+execute([StageCall("toy-service", ("--role=service", f"--output={root}/service"), f"{root}/service/ready",
+                   background=True),
+         StageCall("toy-step", ("--role=step", f"--output={root}/step"), f"{root}/step/done")])
+"""
+
+
+def test_a_terminated_plan_stops_its_running_step_and_its_background_steps(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    plan = subprocess.Popen([sys.executable, "-c", _PLAN_UNDER_SIGTERM, str(tmp_path)], cwd=root,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (tmp_path / "step" / "pid").exists():
+            assert plan.poll() is None and time.time() < deadline, plan.stderr.read() if plan.poll() else "no step"
+            time.sleep(0.1)
+        pids = [int((tmp_path / part / "pid").read_text()) for part in ("service", "step")]
+        plan.send_signal(signal.SIGTERM)
+        assert plan.wait(60) == 128 + signal.SIGTERM
+    finally:
+        if plan.poll() is None:
+            plan.kill()
+    for pid in pids:  # neither the service nor the running step outlives its plan
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"process {pid} outlived its terminated plan")

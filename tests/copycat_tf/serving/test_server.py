@@ -3,6 +3,7 @@
 import base64
 import concurrent.futures
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -228,7 +229,6 @@ def test_concurrent_clients_are_batched_and_every_answer_is_accounted_for(model,
 
 def test_the_binary_serves_until_interrupted(model, tmp_path):
     import os
-    import signal
     import subprocess
     import sys
 
@@ -250,20 +250,27 @@ def test_the_binary_serves_until_interrupted(model, tmp_path):
     assert [json.loads(x)["key"] for x in log.read_text().splitlines()] == ["anonymous"] * 5
 
 
-def test_a_plan_starts_the_server_in_the_background_and_stops_it(model, tmp_path):
+def test_a_plan_starts_the_server_in_the_background_and_stops_it(model, tmp_path, caplog):
     from copycat_tf.plan import StageCall, start_in_background
 
     path, _, _, images = model
     ready = tmp_path / "serve" / "ready"
     call = StageCall("serve", (f"--model={path}", "--port=0", f"--query_log={tmp_path / 'serve' / 'q.jsonl'}",
                                f"--ready_file={ready}"), str(ready), background=True)
-    stop = start_in_background(call)
+    # Started as a shell's background job is: SIGINT ignored, which the server inherits.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stop = start_in_background(call)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         url = ready.read_text().strip()
         status, answer, _ = _post(url, images[:3], key="")
         assert status == 200 and len(answer["predictions"]) == 3
     finally:
-        stop()
+        with caplog.at_level("WARNING", logger="copycat.plan"):
+            stop()
+    assert "did not stop" not in caplog.text  # the server stopped on SIGINT, not by the kill 30 s later
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url.split(":predict")[0], timeout=5)
     bad = StageCall("serve", ("--model=/no/such/export", f"--ready_file={tmp_path / 'r2'}"), str(tmp_path / "r2"),

@@ -164,13 +164,16 @@ def prepare_keys(result, environ) -> None:
 
 
 def flagged_at(log_lines: list[dict]) -> dict:
-    """Per key of a query log: its queries and the count at which the detector first flagged it (None: never)."""
+    """Per key of a query log: its queries and the count at which the detector first flagged it (None: never): the
+    detector's own count (``prada:flagged@N``), else (an older log's bare ``prada:flagged``) the line's place."""
     out: dict[str, dict] = {}
     for line in log_lines:
         key = out.setdefault(line["key"], {"queries": 0, "flagged_at": None})
         key["queries"] += 1
-        if key["flagged_at"] is None and "prada:flagged" in line.get("defenses", []):
-            key["flagged_at"] = key["queries"]
+        for note in line.get("defenses", []):
+            if note == "prada:flagged" or note.startswith("prada:flagged@"):
+                count = int(note.split("@", 1)[1]) if "@" in note else key["queries"]
+                key["flagged_at"] = count if key["flagged_at"] is None else min(key["flagged_at"], count)
     return out
 
 
@@ -218,6 +221,7 @@ def gather_defenses(target: str, entries: list[dict], read_json) -> list[dict]:
                    "copy_performance": _mean_std([e["macro_f1"] / target_f1 if target_f1 else None for e in evaluations]),
                    "agreement": _mean_std([(e.get("agreement") or {}).get("overall") for e in evaluations]),
                    "honest_macro_f1": honest, "target_macro_f1": target_f1,
+                   "detector": any(o.startswith("--prada_delta") for o in entry["options"]),
                    "benign_flagged_at": benign["flagged_at"], "benign_queries": benign["queries"],
                    "attackers_flagged": sum(f is not None for f in flags), "flagged_at": flags}
             if any("ownership" in a for a in attacks):
@@ -241,10 +245,12 @@ def table(rows: list[dict]) -> list[list[str]]:
             "attackers flagged (at query)", "benign client flagged", "watermark p: copycats", "watermark p: independent"]]
     for row in rows:
         flagged = [str(f) for f in row["flagged_at"] if f is not None]
+        watched = row.get("detector", True)  # no detector runs: nothing to report, not "nobody flagged"
         out.append([row["defense"], row["strategy"], pm(row["copy_performance"]), pm(row["agreement"]),
                     f"{row['honest_macro_f1']:.3f} (bare {row['target_macro_f1']:.3f})",
-                    f"{row['attackers_flagged']} of {len(row['flagged_at'])}" + (f" ({', '.join(flagged)})" if flagged else ""),
-                    "no" if row["benign_flagged_at"] is None else f"at {row['benign_flagged_at']}",
+                    (f"{row['attackers_flagged']} of {len(row['flagged_at'])}" + (f" ({', '.join(flagged)})" if flagged
+                                                                                 else "")) if watched else "–",
+                    ("no" if row["benign_flagged_at"] is None else f"at {row['benign_flagged_at']}") if watched else "–",
                     p_values(row.get("ownership_p_copycat")), p_values(row.get("ownership_p_independent"))])
     return out
 
@@ -264,10 +270,10 @@ def figure(rows: list[dict], path: str) -> bool:
     width = 0.8 / (len(strategies) + 1)
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(defenses)), 4))
     for i, strategy in enumerate(strategies):
-        got = {r["defense"]: r for r in rows if r["strategy"] == strategy}
-        means = [100 * (got[d]["copy_performance"]["mean"] or 0) if d in got else 0 for d in defenses]
-        stds = [100 * got[d]["copy_performance"]["std"] if d in got else 0 for d in defenses]
-        ax.bar([x + i * width for x in range(len(defenses))], means, width, yerr=stds, capsize=3,
+        got = {r["defense"]: r for r in rows if r["strategy"] == strategy and r["copy_performance"]["mean"] is not None}
+        drawn = [x for x, d in enumerate(defenses) if d in got]  # a defense this strategy did not attack: no bar
+        ax.bar([x + i * width for x in drawn], [100 * got[defenses[x]]["copy_performance"]["mean"] for x in drawn],
+               width, yerr=[100 * got[defenses[x]]["copy_performance"]["std"] for x in drawn], capsize=3,
                label=f"copy performance, {strategy}")
     honest = {r["defense"]: 100 * r["honest_macro_f1"] / r["target_macro_f1"] for r in rows if r["target_macro_f1"]}
     ax.bar([x + len(strategies) * width for x in range(len(defenses))], [honest.get(d, 0) for d in defenses], width,

@@ -89,8 +89,11 @@ class Watermark:
 
 class Misinformation:
     """Queries whose out-of-distribution score (1 - the largest probability) is above ``threshold`` get the
-    model's least likely class, with the probabilities turned around (∝ 1 - p) so the answer stays a
-    consistent distribution. In-distribution queries (a sure model) are answered as they are."""
+    model's least likely class. Their probabilities are a fixed form, 1 - threshold + threshold/K on that
+    class and threshold/K on each other one: consistent with the label, and nothing in them can be turned
+    back into the model's own probabilities. In-distribution queries (a sure model) are answered as they
+    are. A client that sees probabilities can tell a flipped answer by its form (and its largest value at
+    most 1 - threshold + threshold/K) and drop it; serve with ``--top1`` to hide that too."""
 
     name = "misinformation"
 
@@ -110,11 +113,13 @@ class Misinformation:
         if answers.probabilities is None:
             raise ValueError("misinformation needs the model's probabilities: put it before top-1 in the chain")
         flipped = np.flatnonzero(self.scores(answers.probabilities) > self.threshold)
+        width = answers.probabilities.shape[1]
         for index in flipped:
-            row = answers.probabilities[index].astype(np.float64)
-            turned = (1.0 - row) / max(1e-12, float((1.0 - row).sum()))
-            answers.probabilities[index] = turned.astype(np.float32)
-            answers.class_ids[index] = int(np.argmin(row))
+            misleading = int(np.argmin(answers.probabilities[index]))
+            shown = np.full(width, self.threshold / width, np.float64)
+            shown[misleading] += 1.0 - self.threshold
+            answers.probabilities[index] = shown.astype(np.float32)
+            answers.class_ids[index] = misleading
             answers.notes[index].append(self.name)
         return answers
 
@@ -152,7 +157,7 @@ class TopOne:
 class KeyLimits:
     """Admission per API key: at most ``quota`` images per window of ``window_s`` seconds (windows counted
     from the key's first query) and at most ``rate`` images per second (a token bucket holding one
-    second's worth). Thread-safe; ``clock`` is injectable for tests."""
+    second's worth, and at least one image). Thread-safe; ``clock`` is injectable for tests."""
 
     name = "limits"
 
@@ -171,6 +176,15 @@ class KeyLimits:
     def spec(self) -> dict:
         return {"name": self.name, "quota": self.quota, "window_s": self.window_s, "rate": self.rate}
 
+    @property
+    def _bucket(self) -> float:
+        return max(1.0, self.rate)  # below one image per second, one image at a time
+
+    def largest_request(self) -> int:
+        """The most images one request may hold and still be admitted some time."""
+        sizes = ([self.quota] if self.quota is not None else []) + (
+            [int(self._bucket)] if self.rate is not None else [])
+        return min(sizes) if sizes else 0
     def admit(self, key: str, images: int) -> float | None:
         """Take ``images`` from the key's allowance; None when admitted, else the seconds to wait (nothing taken)."""
         now = self._clock()
@@ -185,9 +199,9 @@ class KeyLimits:
                 elif used + images > self.quota:
                     waits.append(start + self.window_s - now)
             if self.rate is not None:
-                last, tokens = self._buckets.get(key, (now, self.rate))
-                tokens = min(self.rate, tokens + (now - last) * self.rate)
-                if images > self.rate:
+                last, tokens = self._buckets.get(key, (now, self._bucket))
+                tokens = min(self._bucket, tokens + (now - last) * self.rate)
+                if images > self._bucket:
                     waits.append(math.inf)
                 elif tokens < images:
                     waits.append((images - tokens) / self.rate)

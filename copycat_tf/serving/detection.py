@@ -9,7 +9,8 @@ distance is above the class's running threshold (mean minus standard deviation o
 the record holds ``min_queries`` distances, a Shapiro–Wilk test runs after each query: W below ``delta``
 flags the key, and the number of queries it took is recorded. With ``block`` the key's later requests are
 refused (HTTP 403). The state lives in the server's memory (a restarted server starts every key afresh);
-the query log marks each answer given after a key was flagged (``prada:flagged``), and the owner reads
+the query log marks each answer given after a key was flagged (``prada:flagged@N``, N the key's query count
+when the detector flagged it, which concurrent requests cannot reorder), and the owner reads
 the flags there, never through the public API.
 
 Distances are Euclidean between 16x16 grayscale versions of the images scaled to [0, 1], so the monitor
@@ -72,8 +73,9 @@ class ExtractionMonitor:
             state = self._keys.get(key)
             return state.flagged_at if self.block and state is not None else None
 
-    def observe(self, key: str, images: list[bytes], class_ids) -> list[bool]:
-        """Record one request's answered images; for each, whether the key stands flagged after it."""
+    def observe(self, key: str, images: list[bytes], class_ids) -> list[int | None]:
+        """Record one request's answered images (``class_ids``: the model's own classes); for each, the key's
+        query count at which it was flagged, if it stands flagged after that image (else None)."""
         from scipy.stats import shapiro
 
         flags = []
@@ -88,7 +90,7 @@ class ExtractionMonitor:
                         state.last_w = float(shapiro(np.asarray(state.distances[-RECORD:], np.float64)).statistic)
                         if state.last_w < self.delta:
                             state.flagged_at = state.queries
-                flags.append(state.flagged_at is not None)
+                flags.append(state.flagged_at)
         return flags
 
     @staticmethod

@@ -109,18 +109,35 @@ class Batcher:
                 size += len(item.images)
             images = [image for item in batch for image in item.images]
             try:
-                probabilities = await loop.run_in_executor(None, self._predict, images)
-                self.calls += 1
+                probabilities = await loop.run_in_executor(None, self._predict_in_chunks, images)
             except Exception as error:  # the model refused this batch (e.g. an undecodable image)
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(error)
+                if len(batch) == 1:
+                    if not batch[0].future.done():
+                        batch[0].future.set_exception(error)
+                    continue
+                for item in batch:  # one request's bad image must not fail the others': answer each alone
+                    try:
+                        alone = await loop.run_in_executor(None, self._predict_in_chunks, item.images)
+                    except Exception as its_error:
+                        if not item.future.done():
+                            item.future.set_exception(its_error)
+                    else:
+                        if not item.future.done():
+                            item.future.set_result(alone)
                 continue
             start = 0
             for item in batch:
                 if not item.future.done():
                     item.future.set_result(probabilities[start:start + len(item.images)])
                 start += len(item.images)
+
+    def _predict_in_chunks(self, images: list[bytes]) -> np.ndarray:
+        """The model's answers in calls of at most ``max_batch`` images (one request may hold more)."""
+        answers = []
+        for start in range(0, len(images), self._max_batch):
+            answers.append(self._predict(images[start:start + self._max_batch]))
+            self.calls += 1
+        return np.concatenate(answers, axis=0)
 
 
 class QueryLog:
@@ -162,8 +179,10 @@ class WatermarkEvidence:
             if "watermark" in note:
                 where = os.path.join(self.folder, _safe(key))
                 os.makedirs(where, exist_ok=True)
-                with open(os.path.join(where, hashlib.sha256(image).hexdigest() + ".img"), "wb") as handle:
+                path = os.path.join(where, hashlib.sha256(image).hexdigest() + ".img")
+                with open(path + ".tmp", "wb") as handle:  # whole or absent: a crash leaves no cut image
                     handle.write(image)
+                os.replace(path + ".tmp", path)
 
 
 def _safe(key: str) -> str:
@@ -250,9 +269,10 @@ class ServedModel:
         wait = self.limits.admit(key, len(images))
         if wait is not None:
             self.refused += 1
-            retry = "never: the request is larger than the allowance" if math.isinf(wait) else None
-            if retry:
-                return _error(429, f"{len(images)} images exceed key {key!r}'s allowance ({retry})", **headers)
+            if math.isinf(wait):  # no wait makes it fit: the client must send fewer images per request
+                return _error(413, f"{len(images)} images in one request are more than key {key!r}'s whole "
+                                   f"allowance ({self.limits.largest_request()} images); send smaller requests",
+                              **headers)
             return _error(429, f"key {key!r} is over its allowance; retry in {wait:.1f} s",
                           **headers, **{"Retry-After": str(max(1, math.ceil(wait)))})
         try:
@@ -261,11 +281,12 @@ class ServedModel:
             return _error(400, f"the model could not answer: {str(error).splitlines()[0][:300]}", **headers)
         answers = defend(self.chain, images, probabilities)
         if self.monitor is not None:  # decoding and testing off the event loop: other clients keep being served
+            # grouped by the model's own class, as PRADA does, not by a label another defense changed
             flags = await asyncio.get_running_loop().run_in_executor(None, self.monitor.observe, key, images,
-                                                                     answers.class_ids)
-            for notes, flagged in zip(answers.notes, flags):
-                if flagged:
-                    notes.append("prada:flagged")
+                                                                     answers.model_ids)
+            for notes, flagged_at in zip(answers.notes, flags):
+                if flagged_at is not None:
+                    notes.append(f"prada:flagged@{flagged_at}")  # the detector's own count for the key
         if self.evidence is not None:
             self.evidence.keep(key, images, answers.notes)
         self.query_log.write(key, images, answers, self.fingerprint)

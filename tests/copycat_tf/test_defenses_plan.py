@@ -110,6 +110,10 @@ def test_the_detection_is_read_per_key_from_the_query_log():
     log = [{"key": "a", "defenses": []}, {"key": "b", "defenses": []}, {"key": "a", "defenses": ["prada:flagged"]},
            {"key": "a", "defenses": ["watermark", "prada:flagged"]}, {"key": "b", "defenses": ["watermark"]}]
     assert flagged_at(log) == {"a": {"queries": 3, "flagged_at": 2}, "b": {"queries": 2, "flagged_at": None}}
+    # the detector's own count, whatever order concurrent requests reached the log in
+    log = [{"key": "a", "defenses": []}, {"key": "a", "defenses": ["prada:flagged@4"]},
+           {"key": "a", "defenses": ["prada:flagged@3"]}, {"key": "a", "defenses": []}]
+    assert flagged_at(log) == {"a": {"queries": 4, "flagged_at": 3}}
 
 
 def test_the_honest_users_macro_f1_matches_sklearn(tmp_path):
@@ -123,3 +127,26 @@ def test_the_honest_users_macro_f1_matches_sklearn(tmp_path):
                                                         counts={"kept": len(records)}))
     assert honest_macro_f1(str(tmp_path / "tdd"), str(tmp_path / "answers")) == pytest.approx(
         f1_score(truth, served, average="macro"))
+
+
+def _row(defense, strategy, options, performance, flagged_at=(None, None)):
+    return {"defense": defense, "options": options, "strategy": strategy, "seeds": [0, 1],
+            "copy_performance": {"mean": performance, "std": 0.02, "values": [performance] * 2},
+            "agreement": {"mean": 0.5, "std": 0.0, "values": [0.5, 0.5]}, "honest_macro_f1": 0.97,
+            "target_macro_f1": 0.98, "detector": "--prada_delta=0.9" in options, "benign_flagged_at": None,
+            "benign_queries": 540, "attackers_flagged": sum(f is not None for f in flagged_at),
+            "flagged_at": list(flagged_at)}
+
+
+def test_the_table_reports_detection_only_where_a_detector_runs_and_the_figure_skips_missing_attacks(tmp_path):
+    from copycat_tf.defenses_plan import figure, table
+
+    rows = [_row("none", "random", [], 0.5), _row("none", "adaptive", [], 0.6),
+            _row("prada", "random", ["--prada_delta=0.9"], 0.5, (None, 120)),
+            _row("top1", "random", ["--top1"], 0.5)]  # a control attacked by random only
+    lines = table(rows)
+    assert lines[0][5:7] == ["attackers flagged (at query)", "benign client flagged"]
+    assert [line[5:7] for line in lines[1:]] == [["–", "–"], ["–", "–"], ["1 of 2 (120)", "no"], ["–", "–"]]
+    assert lines[3][2] == "50.0 ± 2.0" and lines[1][4] == "0.970 (bare 0.980)"
+    assert figure(rows, str(tmp_path / "defenses.png")) and (tmp_path / "defenses.png").stat().st_size > 0
+    assert not figure([], str(tmp_path / "none.png"))

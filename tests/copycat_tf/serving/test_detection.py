@@ -45,10 +45,10 @@ def test_a_synthetic_attacker_is_flagged_and_a_benign_client_is_not(digits):
     attack, labels = _synthetic_attacker(digits, 400)
     flagged = monitor.observe("attacker", attack, labels)
     report = monitor.report()
-    assert not any(benign) and report["benign"]["flagged_at"] is None and report["benign"]["shapiro_w"] > 0.95
+    assert benign == [None] * 400 and report["benign"]["flagged_at"] is None and report["benign"]["shapiro_w"] > 0.95
     at = report["attacker"]["flagged_at"]
     assert at is not None and 100 < at <= 200 and report["attacker"]["shapiro_w"] < 0.9
-    assert flagged == [i + 1 >= at for i in range(400)]  # flagged from that query on
+    assert flagged == [at if i + 1 >= at else None for i in range(400)]  # flagged from that query on, with its count
     assert report["benign"]["queries"] == report["attacker"]["queries"] == 400
     assert monitor.blocked("attacker") is None  # flag only, unless block=True
 

@@ -178,7 +178,8 @@ def test_prada_flags_and_blocks_a_synthetic_attacker_not_another_key(model, serv
     detection = served.monitor.report()
     flagged_at = detection["alice"]["flagged_at"]
     assert 30 < flagged_at <= 20 * statuses.count(200) and detection["bob"]["flagged_at"] is None
-    assert sum("prada:flagged" in line["defenses"] for line in _log(tmp_path)) == 20 * statuses.count(200) - flagged_at + 1
+    marks = [d for line in _log(tmp_path) for d in line["defenses"] if d.startswith("prada:flagged")]
+    assert marks == [f"prada:flagged@{flagged_at}"] * (20 * statuses.count(200) - flagged_at + 1)
 
 
 def test_the_quota_answers_429_with_retry_after_and_the_client_waits_out_a_rate_limit(model, server, tmp_path,
@@ -201,6 +202,37 @@ def test_the_quota_answers_429_with_retry_after_and_the_client_waits_out_a_rate_
         client.classify(images[start:start + 8])
     assert time.monotonic() - started >= 2.5  # 32 images at 8 per second, one second's burst: ≥ 3 s of waits
     assert client.retries >= 3  # refused, waited out the Retry-After, answered
+    status, answer, headers = _post(rate_url, images[:9], key="bob-secret")  # more than a whole second's allowance
+    assert status == 413 and "Retry-After" not in headers
+    assert "send smaller requests" in answer["error"] and "(8 images)" in answer["error"]
+
+
+def test_one_requests_bad_image_fails_only_that_request_and_model_calls_stay_within_max_batch():
+    import asyncio
+
+    from copycat_tf.serving.server import Batcher
+
+    sizes = []
+
+    def predict(images):
+        sizes.append(len(images))
+        if b"bad" in images:
+            raise ValueError("cannot decode")
+        return np.asarray([[float(len(image)), 0.0] for image in images], np.float32)
+
+    async def main():
+        batcher = Batcher(predict, max_batch=4, max_wait_s=0.2)
+        batcher.start()
+        try:
+            return await asyncio.gather(batcher.predict([b"a", b"bb"]), batcher.predict([b"bad"]),
+                                        batcher.predict([b"c" * n for n in range(1, 7)]), return_exceptions=True)
+        finally:
+            await batcher.stop()
+
+    good, bad, large = asyncio.run(main())
+    assert good[:, 0].tolist() == [1, 2] and large[:, 0].tolist() == [1, 2, 3, 4, 5, 6]
+    assert isinstance(bad, ValueError)
+    assert max(sizes) <= 4  # a request of 6 images (and a batch of 9) was split into calls of at most 4
 
 
 def test_concurrent_clients_are_batched_and_every_answer_is_accounted_for(model, server, tmp_path):

@@ -400,8 +400,6 @@ STACKS = {
     "L2xSW": Stack(families="mixture", family_set="strokes", train="resample", expand_rounds=4, seed_fraction=0.5,
                    width=0.5),
     "L2xC": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5),
-    "L2xCE3": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
-                    ensemble=3),
     "L2xCs": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                    temper=0.5),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),

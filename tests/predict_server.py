@@ -58,11 +58,11 @@ class PredictServer:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     server.headers.append(dict(self.headers))
+                self.counted = True  # in flight until its answer starts to leave (see _reply)
                 try:
                     server._handle(self, number)
                 finally:
-                    with server._lock:
-                        server.in_flight -= 1
+                    server._leave(self)
 
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
@@ -91,9 +91,17 @@ class PredictServer:
             self.answered_ids.append(ids)
         self._reply(handler, 200, {"predictions": predictions})
 
-    @staticmethod
-    def _reply(handler, status: int, payload: dict) -> None:
+    def _leave(self, handler) -> None:
+        """A request stops counting as in flight once, before its answer is written: a client may send its next
+        request as soon as it reads this one's answer, which can be before this thread runs again."""
+        with self._lock:
+            if getattr(handler, "counted", False):
+                handler.counted = False
+                self.in_flight -= 1
+
+    def _reply(self, handler, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
+        self._leave(handler)
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json")

@@ -86,7 +86,8 @@ def read_evidence(folders: list[str], missing_ok: bool = False) -> list[bytes]:
             raise CopycatError(f"--evidence={folder} is not a folder; give the folder copycat-serve "
                                "--watermark_keep wrote (or one key's folder in it)")
         for root, _, files in os.walk(folder):
-            paths.extend(os.path.join(root, name) for name in files)
+            # a .tmp is an image copycat-serve was still writing (it renames it when whole): not evidence
+            paths.extend(os.path.join(root, name) for name in files if not name.endswith(".tmp"))
     images, seen = [], set()
     for path in sorted(set(paths)):
         with open(path, "rb") as handle:

@@ -91,6 +91,7 @@ def test_repeated_evidence_counts_once_and_missing_evidence_can_be_no_evidence(t
         (tmp_path / folder).mkdir()
         for name in names:
             (tmp_path / folder / name).write_bytes(b"same" if name.startswith("x") else b"other")
+    (tmp_path / "a" / "cut.img.tmp").write_bytes(b"cut")  # a write the server did not finish
     assert sorted(read_evidence([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "a")])) == [b"other", b"same"]
     assert read_evidence([str(tmp_path / "missing")], missing_ok=True) == []
     with pytest.raises(CopycatError, match="is not a folder"):

@@ -20,7 +20,8 @@ from beam_pipelines.balance_config import BalanceConfig
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.adaptive.selection import selection_key
 from copycat_tf.errors import CopycatError
-from tfrecords_schema import LABELED_IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
+from tfrecords_schema import LABELED_IMAGE, Manifest, input_entry, open_folder, write_manifest
+from tfrecords_schema.extras import BalancedExtra, labeled_extra
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "balance"
@@ -99,12 +100,13 @@ def build_pipeline(pipeline, config: BalanceConfig, shards: Sequence[str], class
 def run(config: BalanceConfig, runner: str = DIRECT, pipeline_args: Sequence[str] = ()) -> Manifest:
     config.validate()
     source = open_folder(config.input, LABELED_IMAGE)
-    before = source.manifest.extra.get("label_histogram")
-    if before is None:
+    facts = labeled_extra(source.manifest.extra)
+    before = facts.label_histogram
+    if not before:
         raise CopycatError(f"{config.input}: its manifest has no label_histogram; balance folders written by "
                            "copycat-steal-labels or copycat-prepare-problem")
-    num_classes = int(source.manifest.extra.get("num_classes", len(before)))
-    class_names = source.manifest.extra.get("class_names") or [str(c) for c in range(num_classes)]
+    num_classes = int(facts.num_classes if facts.num_classes is not None else len(before))
+    class_names = facts.names()
     missing = [c for c in range(num_classes) if before[c] == 0]
     if missing and not config.allow_missing_classes:
         names = ", ".join(f"{c} ({class_names[c]})" for c in missing)
@@ -128,14 +130,11 @@ def run(config: BalanceConfig, runner: str = DIRECT, pipeline_args: Sequence[str
     shard_lengths = [s["records"] for s in stats["shards"]]
     write_tfds_metadata(config.output, LABELED_IMAGE, class_names, shard_lengths={lake_io.SHARD_PREFIX: shard_lengths},
                         num_bytes={lake_io.SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])})
-    extra = {key: value for key, value in source.manifest.extra.items()
-             if key in ("oracle", "class_names", "num_classes")}
-    extra.update({
-        "num_classes": num_classes, "class_names": class_names,
-        "label_histogram_before": before, "label_histogram": after,
-        "replication_factor": [round(a / b, 3) if b else 0.0 for a, b in zip(after, before)],
-        "shard_lengths": shard_lengths,
-    })
+    extra = BalancedExtra(
+        num_classes=num_classes, class_names=class_names, label_histogram_before=before, label_histogram=after,
+        replication_factor=[round(a / b, 3) if b else 0.0 for a, b in zip(after, before)],
+        shard_lengths=shard_lengths, oracle=getattr(source.manifest.typed_extra(), "oracle", None),
+    ).to_dict()
     manifest = Manifest(
         stage=STAGE, record_kind=LABELED_IMAGE.name,
         options={**dataclasses.asdict(config), "runner": runner, "pipeline_args": list(pipeline_args)},

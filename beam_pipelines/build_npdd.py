@@ -29,6 +29,7 @@ from beam_pipelines.progress import Progress
 from beam_pipelines.near_duplicates import BucketStats, Candidate, band_keys, resolve_bucket
 from beam_pipelines.runner import DIRECT, make_pipeline
 from tfrecords_schema import IMAGE, Manifest, fileio, shard_for, write_manifest
+from tfrecords_schema.extras import NpddExtra
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "build_npdd"
@@ -402,13 +403,11 @@ def run(config: BuildNpddConfig, runner: str = DIRECT, pipeline_args: Sequence[s
         record_kind=IMAGE.name,
         options={**dataclasses.asdict(config), "runner": runner, "pipeline_args": list(pipeline_args)},
         counts=counts,
-        extra={
-            "rejected_by_reason": by_reason,
-            "per_source": per_source,
-            "num_shards": stats["num_shards"],
-            "shard_lengths": shard_lengths,
-            "phash": "imagehash.phash of the normalized image (8x8 DCT of 32x32 grayscale), 64 bits",
-        },
+        extra=NpddExtra(
+            rejected_by_reason=by_reason, per_source=per_source, num_shards=stats["num_shards"],
+            shard_lengths=shard_lengths,
+            phash="imagehash.phash of the normalized image (8x8 DCT of 32x32 grayscale), 64 bits",
+        ).to_dict(),
     )
     write_manifest(config.output, manifest)
     log.info(

@@ -46,6 +46,7 @@ from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
 from tfrecords_schema import IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
+from tfrecords_schema.extras import Extra
 from tfrecords_schema.image_records import image_record
 
 STAGE = "pool_transforms"
@@ -296,7 +297,7 @@ def run(config: PoolConfig, runner: str = DIRECT, pipeline_args: Sequence[str] =
         stage=STAGE, record_kind=IMAGE.name,
         options={**dataclasses.asdict(config), "runner": runner, "pipeline_args": list(pipeline_args)},
         counts=counts, inputs=[input_entry(config.images, source.manifest)],
-        extra={"shard_lengths": [s["records"] for s in stats["shards"]]},
+        extra=Extra(shard_lengths=[s["records"] for s in stats["shards"]]).to_dict(),
     )
     write_manifest(config.output, manifest)
     log.info("pool_transforms: %d originals + %d derived = %d kept (%d duplicates) -> %s", counts["originals"],

@@ -22,6 +22,7 @@ from beam_pipelines.prepare_problem_config import PrepareProblemConfig
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.problems import FOLDER_PROBLEMS, SPLIT_WORDS, SPLITS, Problem, get_problem
 from tfrecords_schema import LABELED_IMAGE, Manifest, fileio, write_manifest
+from tfrecords_schema.extras import ProblemExtra
 from tfrecords_schema.image_records import image_record
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
@@ -153,10 +154,11 @@ def run(config: PrepareProblemConfig, runner: str = DIRECT, pipeline_args: Seque
             stage=STAGE, record_kind=LABELED_IMAGE.name,
             options={**dataclasses.asdict(config), "split": split, "runner": runner, "pipeline_args": list(pipeline_args)},
             counts=counts,
-            extra={"problem": problem.name, "description": problem.description, "split": split,
-                   "split_meaning": SPLIT_WORDS[split], "num_classes": problem.num_classes,
-                   "class_names": list(problem.class_names), "label_histogram": histogram,
-                   "rejected_by_reason": by_reason, "shard_lengths": [s["records"] for s in shard_stats]},
+            extra=ProblemExtra(problem=problem.name, description=problem.description, split=split,
+                               split_meaning=SPLIT_WORDS[split], num_classes=problem.num_classes,
+                               class_names=list(problem.class_names), label_histogram=histogram,
+                               rejected_by_reason=by_reason,
+                               shard_lengths=[s["records"] for s in shard_stats]).to_dict(),
         )
         write_manifest(folder, manifests[split])
         log.info("%s/%s: %d images kept of %d (%d rejected, %d in another split)", problem.name, split,

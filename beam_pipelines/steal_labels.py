@@ -41,6 +41,7 @@ from copycat_tf.errors import CopycatError
 from copycat_tf.ledger import Ledger
 from copycat_tf.oracles import OracleSpec, open_oracle
 from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
+from tfrecords_schema.extras import StolenExtra
 from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "steal_labels"
@@ -306,8 +307,9 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     stats = lake_io.read_and_remove_stats(config.output)
     asked.queries = ledger.spent_by_run(run_id)
     manifest = steal_manifest(config, asked, stats, {"runner": runner, "pipeline_args": list(pipeline_args)})
-    write_tfds_metadata(config.output, LABELED_IMAGE, manifest.extra["class_names"],
-                        shard_lengths={lake_io.SHARD_PREFIX: manifest.extra["shard_lengths"]},
+    facts = manifest.typed_extra()
+    write_tfds_metadata(config.output, LABELED_IMAGE, facts.class_names,
+                        shard_lengths={lake_io.SHARD_PREFIX: facts.shard_lengths},
                         num_bytes={lake_io.SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])})
     write_manifest(config.output, manifest)
     log.info("steal_labels: %d of %d images labeled (%d from the ledger, %d queries this run) -> %s",
@@ -344,32 +346,31 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
                     "query more or other images (--strategy=adaptive, --pool_transforms).", len(never_seen),
                     num_classes, never_seen)
     spent_total = asked.spent_before + asked.queries
-    extra = {
-        "num_classes": num_classes, "class_names": [str(c) for c in range(num_classes)],
-        "label_histogram": histogram, "classes_never_seen": never_seen, "coverage": report,
-        "strategy": config.strategy, "oracle": asked.description, "ledger": asked.ledger_folder,
-        "queries_total": spent_total, "shard_lengths": [s["records"] for s in stats["shards"]],
+    extra = StolenExtra(
+        num_classes=num_classes, class_names=[str(c) for c in range(num_classes)],
+        label_histogram=histogram, classes_never_seen=never_seen, coverage=report,
+        strategy=config.strategy, oracle=asked.description, ledger=asked.ledger_folder,
+        queries_total=spent_total, shard_lengths=[s["records"] for s in stats["shards"]],
         # What the attacker used beyond the oracle's answers (issue #14's threat model): the query strategy, the
         # look it assumed (pool transforms), where the class count came from, and which stage made the queried
         # images (build_npdd: natural images; prepare_problem: problem images, i.e. not an NPDD-only run).
-        "knowledge": {"strategy": config.strategy, "pool_transforms": list(config.pool_transforms),
-                      "num_classes": num_classes, "num_classes_from": asked.num_classes_from,
-                      "query_images_from": _origin_stage(asked.source),
-                      "variant_queries": (asked.report or {}).get("variants_labeled", 0)},
-    }
-    if asked.report is not None:
-        extra[config.strategy] = asked.report
+        knowledge={"strategy": config.strategy, "pool_transforms": list(config.pool_transforms),
+                   "num_classes": num_classes, "num_classes_from": asked.num_classes_from,
+                   "query_images_from": _origin_stage(asked.source),
+                   "variant_queries": (asked.report or {}).get("variants_labeled", 0)},
+        strategy_report=asked.report,
+    )
     if config.pool_transforms:
-        extra["pool"] = {"folder": asked.images, "variants": list(config.pool_transforms),
-                         "counts": asked.source.counts}
+        extra.pool = {"folder": asked.images, "variants": list(config.pool_transforms),
+                      "counts": asked.source.counts}
     if config.price_per_1000 is not None:
-        extra["cost"] = {"price_per_1000": config.price_per_1000,
-                         "this_run": asked.queries * config.price_per_1000 / 1000,
-                         "total": spent_total * config.price_per_1000 / 1000}
+        extra.cost = {"price_per_1000": config.price_per_1000,
+                      "this_run": asked.queries * config.price_per_1000 / 1000,
+                      "total": spent_total * config.price_per_1000 / 1000}
     return Manifest(
         stage=STAGE, record_kind=LABELED_IMAGE.name, options={**dataclasses.asdict(config), **run_options},
         counts={"images": stats["images"], "labeled": labeled, "ledger_hits": stats["ledger_hits"],
                 "queries": asked.queries, "unlabeled": stats["images"] - labeled},
         inputs=[input_entry(asked.images, asked.source)] + [input_entry(made.path, made.manifest) for made in asked.made],
-        extra=extra,
+        extra=extra.to_dict(),
     )

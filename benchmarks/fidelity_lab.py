@@ -402,6 +402,10 @@ STACKS = {
     "L2xC": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xCs": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                    temper=0.5),
+    "L2xCE3": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
+                    ensemble=3),
+    "L2xCsE3": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
+                     temper=0.5, ensemble=3),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
     "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),
     "L2xg": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, guide=0.5),
@@ -730,8 +734,8 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
         model = train_classifier(x[rows], y[rows], num_classes, 1, seed, augment=stack.augment, mixup=stack.mixup,
                                  model=start, width=stack.width)
         if stack.ensemble > 1:
-            members = [model] + [train_classifier(x[rows], y[rows], num_classes, 1, seed + m, augment=stack.augment)
-                                 for m in range(1, stack.ensemble)]
+            members = [model] + [train_classifier(x[rows], y[rows], num_classes, 1, seed + m, augment=stack.augment,
+                                                  width=stack.width) for m in range(1, stack.ensemble)]
             model = Ensemble(members)
     else:
         weights = interim.class_weights(y, num_classes)[y]
@@ -850,6 +854,13 @@ def main(argv=None):
                     y = stolen.arrays()[1]
                     info["tdd_confusion"] = np.bincount(target_pred * k + pred, minlength=k * k).reshape(k, k).tolist()
                     info["pool_agreement"] = pool_agreement(copycat, target, seed, args)
+                    if isinstance(copycat, Ensemble):  # each member alone: the single copycat's score, paired
+                        info["members"] = []
+                        for member in copycat.members:
+                            alone = predict(member, x_tdd).argmax(axis=1)
+                            info["members"].append({
+                                "copy_performance": round(f1_score(y_tdd, alone, average="macro") / target_f1, 4),
+                                "agreement": round(float((alone == target_pred).mean()), 4)})
                     row = {
                         "problem": problem_name, "stack": name, "budget": budget, "seed": seed, "tag": args.tag,
                         "copy_performance": round(f1 / target_f1, 4), "agreement": round(float((pred == target_pred).mean()), 4),

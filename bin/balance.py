@@ -19,8 +19,9 @@ def main(argv: list[str]) -> int:
 
     config = app.config_from_flags(BalanceConfig)
     manifest = balance.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
+    extra = manifest.typed_extra()
     print(f"balanced {manifest.counts['records_before']} records into {manifest.counts['records']} "
-          f"({manifest.extra['label_histogram']} per class, from {manifest.extra['label_histogram_before']}) -> {FLAGS.output}")
+          f"({extra.label_histogram} per class, from {extra.label_histogram_before}) -> {FLAGS.output}")
     return 0
 
 

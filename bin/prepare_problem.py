@@ -22,7 +22,7 @@ def main(argv: list[str]) -> int:
     config = app.config_from_flags(PrepareProblemConfig)
     manifests = prepare_problem.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
     for split, manifest in manifests.items():
-        print(f"{split}: {manifest.counts['kept']} images, per class {manifest.extra['label_histogram']}")
+        print(f"{split}: {manifest.counts['kept']} images, per class {manifest.typed_extra().label_histogram}")
     print(f"problem {FLAGS.problem} written to {FLAGS.output}")
     return 0
 

@@ -34,19 +34,19 @@ def main(argv: list[str]) -> int:
     from copycat_tf import coverage
 
     manifest = steal_labels.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
-    counts, extra = manifest.counts, manifest.extra
+    counts, extra = manifest.counts, manifest.typed_extra()
     print(f"{counts['labeled']} of {counts['images']} images labeled ({counts['ledger_hits']} from the ledger, "
-          f"{counts['queries']} queries this run, {extra['queries_total']} in all) -> {FLAGS.output}")
-    print(f"label histogram: {extra['label_histogram']}")
-    print(f"coverage: {coverage.describe(extra['coverage'])}")
-    if "adaptive" in extra:
-        print(f"adaptive: {extra['adaptive']['rounds_run']} rounds, stopped because {extra['adaptive']['stopped']} "
-              f"(quota {extra['adaptive']['quota']} per class, {extra['adaptive'].get('variants_labeled', 0)} "
-              "variants labeled)")
-    if "cost" in extra:
-        print(f"cost: {extra['cost']['this_run']:.2f} this run, {extra['cost']['total']:.2f} in all")
-    if extra["classes_never_seen"]:
-        print(f"WARNING: classes never returned by the oracle: {extra['classes_never_seen']}")
+          f"{counts['queries']} queries this run, {extra.queries_total} in all) -> {FLAGS.output}")
+    print(f"label histogram: {extra.label_histogram}")
+    print(f"coverage: {coverage.describe(extra.coverage)}")
+    if extra.strategy == "adaptive" and extra.strategy_report:
+        report = extra.strategy_report
+        print(f"adaptive: {report['rounds_run']} rounds, stopped because {report['stopped']} "
+              f"(quota {report['quota']} per class, {report.get('variants_labeled', 0)} variants labeled)")
+    if extra.cost:
+        print(f"cost: {extra.cost['this_run']:.2f} this run, {extra.cost['total']:.2f} in all")
+    if extra.classes_never_seen:
+        print(f"WARNING: classes never returned by the oracle: {extra.classes_never_seen}")
     return 0
 
 

@@ -19,6 +19,7 @@ from copycat_tf.config_checks import Rule, check_rules, option
 from copycat_tf.errors import CopycatError
 from copycat_tf.experiment import plan, run_experiment
 from copycat_tf.run_dir import RunDir, RunName, lake_manifest
+from tfrecords_schema.extras import StolenExtra
 
 log = logging.getLogger("copycat.demo")
 TARGET = str(RunName("BL", "VGG", "ODD", "OL"))
@@ -88,7 +89,7 @@ def _summary(out: str, result, results: dict, problem: str = "digits") -> dict:
     target = scores[target_name]["macro_f1"]
     baseline = scores[baselines[0]]["macro_f1"] if baselines else None
     with open(lake_manifest(os.path.join(out, "lake", "stolen", target_name, "NPDD-SL"))) as handle:
-        stolen = json.load(handle)["extra"]
+        stolen = StolenExtra.from_dict(json.load(handle)["extra"])
     seeds = results.get("seeds", {})
     copycats = {}
     for name in (n for n in names if RunName.parse(n).kind == "CC"):
@@ -111,7 +112,7 @@ def _summary(out: str, result, results: dict, problem: str = "digits") -> dict:
                         "accuracy": s["accuracy"], "macro_f1_95": s.get("intervals_95", {}).get("macro_f1")}
                  for name, s in scores.items()},
         "copycats": copycats,
-        "npdd_sl_label_histogram": stolen["label_histogram"],
+        "npdd_sl_label_histogram": stolen.label_histogram,
         "report": os.path.join(result.report, "index.html"),
     }
     with open(os.path.join(out, "summary.json"), "w") as handle:

@@ -16,6 +16,7 @@ from copycat_tf.evaluation_config import EvaluateConfig
 from copycat_tf.errors import CopycatError
 from copycat_tf.oracles import OracleSpec, open_oracle
 from tfrecords_schema import LABELED_IMAGE, open_folder, read_records
+from tfrecords_schema.extras import labeled_extra
 
 log = logging.getLogger("copycat.evaluate")
 
@@ -36,7 +37,8 @@ def evaluate(config: EvaluateConfig) -> dict:
     if not config.models:
         raise CopycatError("give at least one --model to evaluate")
     folder = open_folder(config.test, LABELED_IMAGE)
-    num_classes = config.num_classes or folder.manifest.extra.get("num_classes")
+    facts = labeled_extra(folder.manifest.extra)
+    num_classes = config.num_classes or facts.num_classes
     if not num_classes:
         raise CopycatError(f"{config.test}: its manifest does not say the number of classes; pass --num_classes")
     records = list(read_records(config.test, LABELED_IMAGE))
@@ -64,6 +66,6 @@ def evaluate(config: EvaluateConfig) -> dict:
     return {
         **first,
         "test": config.test, "test_images": len(records), "num_classes": int(num_classes),
-        "class_names": folder.manifest.extra.get("class_names"), "reference": config.reference,
+        "class_names": facts.class_names or None, "reference": config.reference,
         "bootstrap_samples": config.bootstrap, "models": reports,
     }

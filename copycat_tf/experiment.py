@@ -32,6 +32,7 @@ from copycat_tf.errors import CopycatError
 from copycat_tf.plan import StageCall, execute, join, unique
 from copycat_tf.run_dir import RunDir, RunName, lake_manifest
 from copycat_tf.training.config import TrainConfig
+from tfrecords_schema.extras import StolenExtra
 
 EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage", "defenses")
 STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms", "adaptive+transforms+variants",
@@ -370,7 +371,7 @@ def gather(result: Plan) -> dict:
         points = []
         for point in result.coverage:
             evaluation = scores(point["run"])
-            coverage = _read_json(lake_manifest(point["stolen"]))["extra"]["coverage"]
+            coverage = StolenExtra.from_dict(_read_json(lake_manifest(point["stolen"]))["extra"]).coverage
             points.append({"strategy": point["strategy"], "budget": point["budget"],
                            "classes_seen": coverage["classes_seen"], "classes_never_seen": coverage["classes_never_seen"],
                            "largest_class_share": coverage["largest_class_share"], "macro_f1": evaluation["macro_f1"],

@@ -21,6 +21,7 @@ import dataclasses
 from typing import Callable
 
 from copycat_tf.errors import CopycatError
+from tfrecords_schema.extras import StolenExtra
 
 
 @dataclasses.dataclass
@@ -55,8 +56,7 @@ class QueryStrategy:
 
 REGISTRY: dict[str, QueryStrategy] = {}
 # Keys of a steal manifest's extras that a strategy's report (stored under the strategy's name) must not replace.
-RESERVED = frozenset({"num_classes", "class_names", "label_histogram", "classes_never_seen", "coverage", "strategy",
-                      "oracle", "ledger", "queries_total", "shard_lengths", "knowledge", "pool", "cost"})
+RESERVED = frozenset(f.name for f in dataclasses.fields(StolenExtra)) - {"other", "strategy_report"}
 
 
 def register(strategy: QueryStrategy) -> QueryStrategy:

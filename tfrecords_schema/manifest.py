@@ -16,6 +16,7 @@ from typing import Any
 
 from tfrecords_schema import fileio
 from tfrecords_schema.errors import ManifestError, SchemaVersionError
+from tfrecords_schema.extras import Extra, extra_of
 from tfrecords_schema.kinds import KINDS, kind_by_name
 from tfrecords_schema.version import SCHEMA_VERSION
 
@@ -112,6 +113,10 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def typed_extra(self) -> Extra:
+        """``extra`` as its stage's typed class (tfrecords_schema.extras): the one spelling of each key."""
+        return extra_of(self.stage, self.extra)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "manifest") -> "Manifest":

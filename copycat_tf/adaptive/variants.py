@@ -28,6 +28,7 @@ import PIL.Image
 
 from copycat_tf.stage_output import claim_output
 from tfrecords_schema import IMAGE, MANIFEST_NAME, Manifest, encode, fileio, write_manifest, write_shards
+from tfrecords_schema.extras import Extra
 from tfrecords_schema.image_records import image_record
 
 STAGE = "adaptive_variants"
@@ -158,7 +159,7 @@ class VariantStore:
         write_manifest(self.folder, Manifest(
             stage=STAGE, record_kind=IMAGE.name, counts={"kept": count},
             options={"made_by": "copycat-steal-labels --adaptive_variants", "rounds": len(self._files)},
-            extra={"shard_lengths": [count]}))
+            extra=Extra(shard_lengths=[count]).to_dict()))
         return self.folder
 
 

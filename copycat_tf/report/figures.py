@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from copycat_tf.report.runs import Run, from_npdd, stolen_folders  # noqa: E402
+from tfrecords_schema.extras import StolenExtra  # noqa: E402
 
 
 def npdd_label_histograms(runs: list[Run]) -> dict[str, list[int]]:
@@ -20,7 +21,7 @@ def npdd_label_histograms(runs: list[Run]) -> dict[str, list[int]]:
     histograms = {}
     for run in sorted(runs, key=lambda r: (r.variant is not None, r.queries is not None)):  # the paper's setting first
         for _, manifest in stolen_folders(run):
-            histogram = manifest.get("extra", {}).get("label_histogram")
+            histogram = StolenExtra.from_dict(manifest.get("extra")).label_histogram
             if histogram and from_npdd(manifest):
                 histograms.setdefault(run.problem or "?", histogram)
     return histograms
@@ -80,7 +81,7 @@ def coverage_curves(runs: list[Run], path: str) -> bool:
         stolen = [m for _, m in stolen_folders(run) if from_npdd(m)]
         if not stolen:
             continue
-        seen = stolen[0].get("extra", {}).get("coverage", {}).get("classes_seen")
+        seen = StolenExtra.from_dict(stolen[0].get("extra")).coverage.get("classes_seen")
         agreement = (run.evaluation.get("agreement") or {}).get("overall")
         if seen is None or agreement is None:
             continue

@@ -56,7 +56,8 @@ def _problem(evaluation: dict | None) -> str | None:
     if not evaluation or not evaluation.get("test"):
         return None
     try:
-        return read_manifest(evaluation["test"]).extra.get("problem")
+        extra = read_manifest(evaluation["test"]).typed_extra()
+        return getattr(extra, "problem", None) or None
     except (LakeError, OSError):
         return None
 

@@ -5,6 +5,7 @@ Table 5 (attack cost), and the class coverage of each copycat's stolen natural-i
 from copycat_tf.coverage import coverage_report
 from copycat_tf.report.runs import Run, from_npdd, lineage, stolen_folders
 from copycat_tf.run_dir import RunName
+from tfrecords_schema.extras import BalancedExtra, StolenExtra
 
 
 def _by_problem(runs: list[Run]) -> dict[str, dict[str, Run]]:
@@ -53,7 +54,8 @@ def cost_table(runs: list[Run], label_cost_per_image: float, default_price_per_1
             if run.kind != "CC":
                 continue
             stolen = [manifest for _, manifest in stolen_folders(run)]
-            queries = sum(m.get("extra", {}).get("queries_total", m.get("counts", {}).get("queries", 0)) for m in stolen)
+            queries = sum(StolenExtra.from_dict(m.get("extra")).queries_total or m.get("counts", {}).get("queries", 0)
+                          for m in stolen)
             prices = [m.get("options", {}).get("price_per_1000") for m in stolen if m.get("options", {}).get("price_per_1000")]
             price = prices[0] if prices else default_price_per_1000
             attack = queries * price / 1000
@@ -72,13 +74,13 @@ def coverage_table(runs: list[Run]) -> list[list[str]]:
         for folder, manifest in stolen_folders(run):
             if not from_npdd(manifest):
                 continue
-            extra = manifest.get("extra", {})
-            report = extra.get("coverage") or coverage_report(extra.get("label_histogram", []))
-            replication = [max(m.get("extra", {}).get("replication_factor", [0]) or [0])
+            extra = StolenExtra.from_dict(manifest.get("extra"))
+            report = extra.coverage or coverage_report(extra.label_histogram)
+            replication = [max(BalancedExtra.from_dict(m.get("extra")).replication_factor or [0])
                            for f, m in lineage(run, "balance")
                            if any(entry.get("folder") == folder for entry in m.get("inputs", []))]
             never = report["classes_never_seen"]
-            rows.append([run.problem or "?", run.name, extra.get("strategy", "random"),
+            rows.append([run.problem or "?", run.name, extra.strategy,
                          ", ".join(manifest.get("options", {}).get("pool_transforms") or []) or "–",
                          str(report["labels"]), f"{report['classes_seen']} of {report['num_classes']}",
                          ", ".join(map(str, never)) or "–", f"{100 * report['largest_class_share']:.0f}%",

@@ -38,6 +38,7 @@ from copycat_tf.training.input import lake_dataset, record_count, steps_per_epoc
 from copycat_tf.training.multi_worker import check_same_step, cluster_input, fit_chunks
 from copycat_tf.training.strategy import choose_strategy, is_chief, is_multi_worker
 from tfrecords_schema import LABELED_IMAGE, fileio, open_folder
+from tfrecords_schema.extras import labeled_extra
 
 log = logging.getLogger("copycat.train")
 
@@ -56,10 +57,11 @@ def paper_schedule(lr: float, total_steps: int):
 
 
 def _classes(folders) -> tuple[int, list[str]]:
-    found = {(f.manifest.extra.get("num_classes"), tuple(f.manifest.extra.get("class_names") or ())) for f in folders}
+    facts = [labeled_extra(f.manifest.extra) for f in folders]
+    found = {(fact.num_classes, tuple(fact.class_names)) for fact in facts}
     if len(found) != 1 or None in {n for n, _ in found}:
         raise CopycatError("the --train folders disagree on the classes (or do not say them): "
-                           + "; ".join(f"{f.path}: {f.manifest.extra.get('num_classes')}" for f in folders))
+                           + "; ".join(f"{f.path}: {fact.num_classes}" for f, fact in zip(folders, facts)))
     num_classes, names = found.pop()
     return int(num_classes), list(names) or [str(c) for c in range(num_classes)]
 

@@ -20,9 +20,8 @@ from beam_pipelines.balance_config import BalanceConfig
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.adaptive.selection import selection_key
 from copycat_tf.errors import CopycatError
-from tfrecords_schema import LABELED_IMAGE, Manifest, input_entry, open_folder, write_manifest
+from tfrecords_schema import LABELED_IMAGE, Manifest, input_entry, open_folder
 from tfrecords_schema.extras import BalancedExtra, labeled_extra
-from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "balance"
 log = logging.getLogger("copycat.balance")
@@ -127,13 +126,10 @@ def run(config: BalanceConfig, runner: str = DIRECT, pipeline_args: Sequence[str
     after = [after_found.get(c, 0) for c in range(num_classes)]
     if after != class_targets:  # the counts are exact by construction; a mismatch is a bug
         raise RuntimeError(f"balance produced {after}, expected {class_targets}")
-    shard_lengths = [s["records"] for s in stats["shards"]]
-    write_tfds_metadata(config.output, LABELED_IMAGE, class_names, shard_lengths={lake_io.SHARD_PREFIX: shard_lengths},
-                        num_bytes={lake_io.SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])})
     extra = BalancedExtra(
         num_classes=num_classes, class_names=class_names, label_histogram_before=before, label_histogram=after,
         replication_factor=[round(a / b, 3) if b else 0.0 for a, b in zip(after, before)],
-        shard_lengths=shard_lengths, oracle=getattr(source.manifest.typed_extra(), "oracle", None),
+        shard_lengths=lake_io.shard_lengths(stats["shards"]), oracle=getattr(source.manifest.typed_extra(), "oracle", None),
     ).to_dict()
     manifest = Manifest(
         stage=STAGE, record_kind=LABELED_IMAGE.name,
@@ -141,7 +137,7 @@ def run(config: BalanceConfig, runner: str = DIRECT, pipeline_args: Sequence[str
         counts={"records_before": records_in, "records": sum(after), "distinct_images": stats["distinct_images"]},
         inputs=[input_entry(config.input, source.manifest)], extra=extra,
     )
-    write_manifest(config.output, manifest)
+    lake_io.finish_folder(config.output, manifest, stats["shards"], class_names)
     log.info("balance: %s per class (was %s) -> %s", after, before, config.output)
     return manifest
 

@@ -28,9 +28,8 @@ from beam_pipelines.image_decode import Rejected, stored_image
 from beam_pipelines.progress import Progress
 from beam_pipelines.near_duplicates import BucketStats, Candidate, band_keys, resolve_bucket
 from beam_pipelines.runner import DIRECT, make_pipeline
-from tfrecords_schema import IMAGE, Manifest, fileio, shard_for, write_manifest
+from tfrecords_schema import IMAGE, Manifest, fileio, shard_for
 from tfrecords_schema.extras import NpddExtra
-from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "build_npdd"
 SHARD_PREFIX = lake_io.SHARD_PREFIX
@@ -391,11 +390,6 @@ def run(config: BuildNpddConfig, runner: str = DIRECT, pipeline_args: Sequence[s
     accounted = sum(counts[o] for o in OUTCOMES)
     if accounted != counts["seen"]:  # the rule of the house; a mismatch is a bug, never hidden
         raise RuntimeError(f"build_npdd lost images: seen {counts['seen']} but accounted for {accounted}: {counts}")
-    shard_lengths = [s["records"] for s in stats["shards"]]
-    write_tfds_metadata(
-        config.output, IMAGE, shard_lengths={SHARD_PREFIX: shard_lengths},
-        num_bytes={SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])},
-    )
     for source, row in sorted(per_source.items()):
         log.info("source %s: %s", source, ", ".join(f"{k} {v}" for k, v in row.items()))
     manifest = Manifest(
@@ -405,11 +399,11 @@ def run(config: BuildNpddConfig, runner: str = DIRECT, pipeline_args: Sequence[s
         counts=counts,
         extra=NpddExtra(
             rejected_by_reason=by_reason, per_source=per_source, num_shards=stats["num_shards"],
-            shard_lengths=shard_lengths,
+            shard_lengths=lake_io.shard_lengths(stats["shards"]),
             phash="imagehash.phash of the normalized image (8x8 DCT of 32x32 grayscale), 64 bits",
         ).to_dict(),
     )
-    write_manifest(config.output, manifest)
+    lake_io.finish_folder(config.output, manifest, stats["shards"])
     log.info(
         "build_npdd: seen %d = kept %d + exact duplicates %d + near duplicates %d + rejected %d -> %s",
         counts["seen"], counts["kept"], counts["exact_duplicates"], counts["near_duplicates"], counts["rejected"],

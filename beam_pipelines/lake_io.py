@@ -15,7 +15,9 @@ from typing import Sequence
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
-from tfrecords_schema import MANIFEST_NAME, RecordKind, decode, encode, fileio, shard_filename, shard_for
+from tfrecords_schema import (MANIFEST_NAME, Manifest, RecordKind, decode, encode, fileio, kind_by_name, shard_filename,
+                              shard_for, write_manifest)
+from tfrecords_schema.tfds_features import write_tfds_metadata
 
 SHARD_PREFIX = "images"
 
@@ -162,6 +164,24 @@ def read_and_remove_stats(output: str) -> dict:
     stats = json.loads(fileio.read_text(path))
     FileSystems.delete([path])
     return stats
+
+
+def shard_lengths(shard_stats: Sequence[dict]) -> list[int]:
+    """The records of each shard, in shard order, from the job's per-shard stats (``WriteShards``' outputs)."""
+    return [s["records"] for s in sorted(shard_stats, key=lambda s: s["index"])]
+
+
+def finish_folder(output: str, manifest: Manifest, shard_stats: Sequence[dict],
+                  class_names: Sequence[str] | None = None) -> Manifest:
+    """How every stage ends once its job has run: TFDS metadata describing the shards the job wrote (so
+    ``tfds.builder_from_directory`` reads the folder without counting), then the manifest, last, because its
+    presence marks a finished folder."""
+    ordered = sorted(shard_stats, key=lambda s: s["index"])
+    write_tfds_metadata(output, kind_by_name(manifest.record_kind), list(class_names) if class_names else None,
+                        shard_lengths={SHARD_PREFIX: shard_lengths(ordered)},
+                        num_bytes={SHARD_PREFIX: sum(s["bytes"] for s in ordered)})
+    write_manifest(output, manifest)
+    return manifest
 
 
 # ---------------------------------------------------------------------------------------------

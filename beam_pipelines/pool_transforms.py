@@ -45,7 +45,7 @@ from beam_pipelines import lake_io
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
-from tfrecords_schema import IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
+from tfrecords_schema import IMAGE, Manifest, fileio, input_entry, open_folder
 from tfrecords_schema.extras import Extra
 from tfrecords_schema.image_records import image_record
 
@@ -297,9 +297,9 @@ def run(config: PoolConfig, runner: str = DIRECT, pipeline_args: Sequence[str] =
         stage=STAGE, record_kind=IMAGE.name,
         options={**dataclasses.asdict(config), "runner": runner, "pipeline_args": list(pipeline_args)},
         counts=counts, inputs=[input_entry(config.images, source.manifest)],
-        extra=Extra(shard_lengths=[s["records"] for s in stats["shards"]]).to_dict(),
+        extra=Extra(shard_lengths=lake_io.shard_lengths(stats["shards"])).to_dict(),
     )
-    write_manifest(config.output, manifest)
+    lake_io.finish_folder(config.output, manifest, stats["shards"])
     log.info("pool_transforms: %d originals + %d derived = %d kept (%d duplicates) -> %s", counts["originals"],
              counts["derived"], counts["kept"], counts["duplicates"], config.output)
     return manifest

@@ -21,10 +21,9 @@ from beam_pipelines.image_decode import decode_upright_rgb, Rejected
 from beam_pipelines.prepare_problem_config import PrepareProblemConfig
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.problems import FOLDER_PROBLEMS, SPLIT_WORDS, SPLITS, Problem, get_problem
-from tfrecords_schema import LABELED_IMAGE, Manifest, fileio, write_manifest
+from tfrecords_schema import LABELED_IMAGE, Manifest, fileio
 from tfrecords_schema.extras import ProblemExtra
 from tfrecords_schema.image_records import image_record
-from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "prepare_problem"
 PRIORITY = ("tdd", "odd", "pdd")
@@ -145,11 +144,8 @@ def run(config: PrepareProblemConfig, runner: str = DIRECT, pipeline_args: Seque
                 counts[outcome] += n
             if outcome == "kept":
                 histogram[label] += n
-        shard_stats = sorted((s for s_split, s in stats["shards"] if s_split == split), key=lambda s: s["index"])
+        shard_stats = [s for s_split, s in stats["shards"] if s_split == split]
         folder = fileio.join(config.output, split)
-        write_tfds_metadata(folder, LABELED_IMAGE, list(problem.class_names),
-                            shard_lengths={lake_io.SHARD_PREFIX: [s["records"] for s in shard_stats]},
-                            num_bytes={lake_io.SHARD_PREFIX: sum(s["bytes"] for s in shard_stats)})
         manifests[split] = Manifest(
             stage=STAGE, record_kind=LABELED_IMAGE.name,
             options={**dataclasses.asdict(config), "split": split, "runner": runner, "pipeline_args": list(pipeline_args)},
@@ -158,9 +154,9 @@ def run(config: PrepareProblemConfig, runner: str = DIRECT, pipeline_args: Seque
                                split_meaning=SPLIT_WORDS[split], num_classes=problem.num_classes,
                                class_names=list(problem.class_names), label_histogram=histogram,
                                rejected_by_reason=by_reason,
-                               shard_lengths=[s["records"] for s in shard_stats]).to_dict(),
+                               shard_lengths=lake_io.shard_lengths(shard_stats)).to_dict(),
         )
-        write_manifest(folder, manifests[split])
+        lake_io.finish_folder(folder, manifests[split], shard_stats, problem.class_names)
         log.info("%s/%s: %d images kept of %d (%d rejected, %d in another split)", problem.name, split,
                  counts["kept"], counts["seen"], counts["rejected"], counts["cross_split_duplicates"])
     return manifests

@@ -40,9 +40,8 @@ from copycat_tf.adaptive.selection import selection_key
 from copycat_tf.errors import CopycatError
 from copycat_tf.ledger import Ledger
 from copycat_tf.oracles import OracleSpec, open_oracle
-from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, fileio, input_entry, open_folder, write_manifest
+from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, fileio, input_entry, open_folder
 from tfrecords_schema.extras import StolenExtra
-from tfrecords_schema.tfds_features import write_tfds_metadata
 
 STAGE = "steal_labels"
 NAMESPACE = "copycat_oracle"
@@ -307,11 +306,7 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     stats = lake_io.read_and_remove_stats(config.output)
     asked.queries = ledger.spent_by_run(run_id)
     manifest = steal_manifest(config, asked, stats, {"runner": runner, "pipeline_args": list(pipeline_args)})
-    facts = manifest.typed_extra()
-    write_tfds_metadata(config.output, LABELED_IMAGE, facts.class_names,
-                        shard_lengths={lake_io.SHARD_PREFIX: facts.shard_lengths},
-                        num_bytes={lake_io.SHARD_PREFIX: sum(s["bytes"] for s in stats["shards"])})
-    write_manifest(config.output, manifest)
+    lake_io.finish_folder(config.output, manifest, stats["shards"], manifest.typed_extra().class_names)
     log.info("steal_labels: %d of %d images labeled (%d from the ledger, %d queries this run) -> %s",
              manifest.counts["labeled"], stats["images"], manifest.counts["ledger_hits"], asked.queries, config.output)
     return manifest
@@ -350,7 +345,7 @@ def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_opt
         num_classes=num_classes, class_names=[str(c) for c in range(num_classes)],
         label_histogram=histogram, classes_never_seen=never_seen, coverage=report,
         strategy=config.strategy, oracle=asked.description, ledger=asked.ledger_folder,
-        queries_total=spent_total, shard_lengths=[s["records"] for s in stats["shards"]],
+        queries_total=spent_total, shard_lengths=lake_io.shard_lengths(stats["shards"]),
         # What the attacker used beyond the oracle's answers (issue #14's threat model): the query strategy, the
         # look it assumed (pool transforms), where the class count came from, and which stage made the queried
         # images (build_npdd: natural images; prepare_problem: problem images, i.e. not an NPDD-only run).

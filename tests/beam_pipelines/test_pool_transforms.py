@@ -125,6 +125,11 @@ def test_the_pool_holds_originals_and_variants_and_counts_the_duplicates(tmp_pat
     assert len(by_source["transform:invert"]) == 7 and len(by_source["transform:grayscale"]) == 6
     assert {r["source_key"] for r in by_source["transform:invert"]} == {r["id"] for r in records}
     assert manifest.inputs[0]["folder"] == images
+    import tensorflow_datasets as tfds  # the pool ends like every stage: TFDS metadata beside its shards
+
+    builder = tfds.builder_from_directory(config.output)
+    assert builder.info.splits["images"].num_examples == 20
+    assert builder.info.splits["images"].shard_lengths == manifest.extra["shard_lengths"]
 
     again = run(config)  # same options: the pool is reused, not rebuilt
     assert again.created == manifest.created

@@ -183,6 +183,17 @@ def test_the_mixture_configs_plan_the_same_attack_with_and_without_the_mixture(n
         assert len({c.flag("pool_transforms") for c in steals}) == 1 and "strokes" in steals[0].flag("pool_transforms")
 
 
+def test_the_scribble_config_plans_the_labs_best_stack_with_the_products_stages():
+    for small in (False, True):
+        config = load_config(str(CONFIGS / "digits_scribble.json"), small=small)
+        calls = plan(config, "/x").calls
+        steals = [c for c in calls if c.stage == "steal-labels" and c.flag("strategy") == "adaptive"]
+        assert len(steals) == 1 and steals[0].flag("adaptive_mixture") == "true"
+        assert "scribble" in steals[0].flag("pool_transforms").split(",")
+        trains = [c for c in calls if c.stage == "train" and c.flag("train") == steals[0].flag("output")]
+        assert [c.flag("class_balance") for c in trains] == ["sqrt"]
+
+
 def test_two_different_calls_for_one_output_are_refused():
     a = StageCall("train", ("--epochs=2",), "/r/metrics.json")
     assert unique([a, a]) == [a]

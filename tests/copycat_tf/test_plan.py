@@ -183,9 +183,10 @@ def test_the_mixture_configs_plan_the_same_attack_with_and_without_the_mixture(n
         assert len({c.flag("pool_transforms") for c in steals}) == 1 and "strokes" in steals[0].flag("pool_transforms")
 
 
-def test_the_scribble_config_plans_the_labs_best_stack_with_the_products_stages():
+@pytest.mark.parametrize("name", ["digits_scribble", "glyphs_scribble"])
+def test_the_scribble_configs_plan_the_labs_best_stack_with_the_products_stages(name):
     for small in (False, True):
-        config = load_config(str(CONFIGS / "digits_scribble.json"), small=small)
+        config = load_config(str(CONFIGS / f"{name}.json"), small=small)
         calls = plan(config, "/x").calls
         steals = [c for c in calls if c.stage == "steal-labels" and c.flag("strategy") == "adaptive"]
         assert len(steals) == 1 and steals[0].flag("adaptive_mixture") == "true"

@@ -21,7 +21,7 @@ from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.adaptive.selection import selection_key
 from copycat_tf.errors import CopycatError
 from tfrecords_schema import LABELED_IMAGE, Manifest, input_entry, open_folder
-from tfrecords_schema.extras import BalancedExtra, labeled_extra
+from tfrecords_schema.extras import BalancedExtra, StolenExtra, labeled_extra
 
 STAGE = "balance"
 log = logging.getLogger("copycat.balance")
@@ -129,7 +129,7 @@ def run(config: BalanceConfig, runner: str = DIRECT, pipeline_args: Sequence[str
     extra = BalancedExtra(
         num_classes=num_classes, class_names=class_names, label_histogram_before=before, label_histogram=after,
         replication_factor=[round(a / b, 3) if b else 0.0 for a, b in zip(after, before)],
-        shard_lengths=lake_io.shard_lengths(stats["shards"]), oracle=getattr(source.manifest.typed_extra(), "oracle", None),
+        shard_lengths=lake_io.shard_lengths(stats["shards"]), oracle=StolenExtra.from_dict(source.manifest.extra).oracle,
     ).to_dict()
     manifest = Manifest(
         stage=STAGE, record_kind=LABELED_IMAGE.name,

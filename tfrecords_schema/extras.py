@@ -3,8 +3,8 @@
 Each stage builds its extras as one of these classes and every reader reads them through the same class, so
 a key is spelled once: a misspelt attribute fails where it is written, not as a silent ``None`` in a report
 three stages later. The JSON layout is unchanged (``to_dict`` writes the keys the lake has always had), and
-reading is lenient: a key an older manifest lacks takes its default, and a key this copycat does not know is
-kept as it was (``other``), so reading and writing a manifest back never loses a fact.
+reading is lenient: a key an older manifest lacks takes its default (so writing such a view back adds the
+defaults), and a key this copycat does not know is kept as it was (``other``).
 """
 
 import dataclasses
@@ -63,7 +63,7 @@ class LabeledExtra(Extra):
     def names(self) -> list[str]:
         """The class names, or the class ids as strings where the folder does not name them."""
         count = self.num_classes if self.num_classes is not None else len(self.label_histogram)
-        return list(self.class_names) or [str(c) for c in range(count)]
+        return list(self.class_names or []) or [str(c) for c in range(count or 0)]
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -15,6 +15,7 @@ from copycat_tf.errors import CopycatError
 from copycat_tf.run_dir import RunDir, RunName
 from tfrecords_schema import read_manifest
 from tfrecords_schema.errors import LakeError
+from tfrecords_schema.extras import ProblemExtra
 
 
 @dataclasses.dataclass
@@ -56,8 +57,7 @@ def _problem(evaluation: dict | None) -> str | None:
     if not evaluation or not evaluation.get("test"):
         return None
     try:
-        extra = read_manifest(evaluation["test"]).typed_extra()
-        return getattr(extra, "problem", None) or None
+        return ProblemExtra.from_dict(read_manifest(evaluation["test"]).extra).problem or None
     except (LakeError, OSError):
         return None
 

@@ -58,7 +58,7 @@ def paper_schedule(lr: float, total_steps: int):
 
 def _classes(folders) -> tuple[int, list[str]]:
     facts = [labeled_extra(f.manifest.extra) for f in folders]
-    found = {(fact.num_classes, tuple(fact.class_names)) for fact in facts}
+    found = {(fact.num_classes, tuple(fact.class_names or ())) for fact in facts}
     if len(found) != 1 or None in {n for n, _ in found}:
         raise CopycatError("the --train folders disagree on the classes (or do not say them): "
                            + "; ".join(f"{f.path}: {fact.num_classes}" for f, fact in zip(folders, facts)))

@@ -368,6 +368,8 @@ class Stack:
     modes: int = 0  # resample: split each class into up to this many look-alike groups, drawn by sqrt(group size)
     guide: float = 0.0  # share of each expand round spent on images an interim copycat pushed toward the class
     width: float = 0.25  # the copycat's VGG16-BN width multiplier (the target's is 0.25)
+    uncertain: float = 0.0  # share of each expand round spent on unqueried pool images (drawn by the mixture)
+    # that an interim copycat (refit each round) is least sure of, spread out by k-center on its features
 
 
 AUG = "translate,rotate,scale,contrast"
@@ -406,6 +408,8 @@ STACKS = {
                     ensemble=3),
     "L2xCsE3": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                      temper=0.5, ensemble=3),
+    "L2xCu": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
+                   uncertain=0.5),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
     "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),
     "L2xg": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, guide=0.5),
@@ -444,7 +448,20 @@ def steal(stack: Stack, pool: dict, oracle: Oracle, budget: int, num_classes: in
     if stack.expand_rounds:
         for family, n in zip(families, _apportion(int(budget * stack.seed_fraction) - oracle.spent, weights)):
             take_random(family, n)
-        expand(stack, stolen, oracle, budget, num_classes, rng, info)
+        def candidates(n):  # unqueried pool images drawn by the mixture: (images, [(family, row)])
+            picks, refs = [], []
+            for family, k in zip(families, _apportion(n, weights)):
+                free = np.flatnonzero(~used[family])
+                pick = rng.choice(free, min(k, len(free)), replace=False)
+                picks.append(pool[family][pick])
+                refs.extend((family, int(p)) for p in pick)
+            return np.concatenate(picks), refs
+
+        def take(refs):
+            for family, row in refs:
+                used[family][row] = True
+
+        expand(stack, stolen, oracle, budget, num_classes, rng, info, (candidates, take))
     if stack.rounds == 0:
         for family, n in zip(families, _apportion(budget - oracle.spent, weights)):
             take_random(family, n)
@@ -560,7 +577,19 @@ def pushed(model, parents: np.ndarray, classes: np.ndarray, steps: int = 20, ste
     return np.clip(np.round(x.numpy()), 0, 255).astype(np.uint8)
 
 
-def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classes: int, rng, info: dict) -> None:
+def least_sure(model, cand_x: np.ndarray, labeled_x: np.ndarray, n: int, rng) -> np.ndarray:
+    """Rows of ``cand_x`` to ask: the 4n with the smallest top-2 margin of the interim copycat, of which n spread
+    out by greedy k-center on its pooled features (away from the labeled images' features too)."""
+    features_model = embedder(model)
+    features, probs = embed(features_model, cand_x)
+    top2 = -np.sort(-probs, axis=1)[:, :2]
+    order = np.argsort(top2[:, 0] - top2[:, 1], kind="stable")[: 4 * n]
+    labeled = embed(features_model, labeled_x[rng.choice(len(labeled_x), min(len(labeled_x), 4000), replace=False)])[0]
+    return order[k_center(features[order], labeled, n)]
+
+
+def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classes: int, rng, info: dict,
+           pool_access=None) -> None:
     """L2x: rounds that spend the budget on variants of the labeled images of the classes furthest below
     budget / K (the oracle labels every variant; a variant may land in another class). No interim model.
     L2xg: a share of each round goes to labeled images of any class that an interim copycat (refit each round)
@@ -575,6 +604,20 @@ def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classe
         if deficits.sum() == 0:
             break
         guided_n = int(round(round_n * stack.guide))
+        uncertain_n = int(round(round_n * stack.uncertain)) if pool_access else 0
+        if uncertain_n:  # L2xCu: part of the round on pool images an interim copycat is least sure of
+            if model is None:
+                model = interim.build_interim(num_classes, SIZE, filters=24, seed=int(rng.integers(1 << 30)))
+            interim.fit(model, x, y, epochs=4 if number == 0 else 2, seed=int(rng.integers(1 << 30)))
+            draw, take = pool_access
+            cand_x, refs = draw(8 * uncertain_n)
+            chosen = least_sure(model, cand_x, x, uncertain_n, rng)
+            take([refs[i] for i in chosen])
+            answers = oracle(cand_x[chosen])
+            stolen.add(cand_x[chosen], answers, [refs[i][0] for i in chosen])
+            round_n -= len(chosen)
+            uncertain_report = {"uncertain": int(len(chosen)),
+                                "uncertain_histogram": np.bincount(answers, minlength=num_classes).tolist()}
         shares = _apportion(round_n - guided_n, deficits)
         parents, partners = [], []
         for c, n in enumerate(shares):
@@ -587,7 +630,8 @@ def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classe
         if guided_n:
             if model is None:
                 model = interim.build_interim(num_classes, SIZE, filters=24, seed=int(rng.integers(1 << 30)))
-            interim.fit(model, x, y, epochs=4 if number == 0 else 2, seed=int(rng.integers(1 << 30)))
+            if not uncertain_n:
+                interim.fit(model, x, y, epochs=4 if number == 0 else 2, seed=int(rng.integers(1 << 30)))
             toward = np.repeat(np.arange(num_classes), _apportion(guided_n, deficits))
             made = np.concatenate([made, pushed(model, x[rng.choice(len(x), guided_n)], toward)])
             aimed = np.concatenate([aimed, toward])
@@ -596,6 +640,8 @@ def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classe
         report = {"round": number + 1, "asked": int(len(made)), "kept_class": round(float(
             np.mean(labels[:len(made) - guided_n] == aimed[:len(made) - guided_n])), 3),
             "histogram": np.bincount(stolen.arrays()[1], minlength=num_classes).tolist()}
+        if uncertain_n:
+            report.update(uncertain_report)
         if guided_n:
             report["guided_hit"] = round(float(np.mean(labels[-guided_n:] == aimed[-guided_n:])), 3)
         info["expand"].append(report)

@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import json
 import logging
-import math
 from typing import Sequence
 
 import apache_beam as beam
@@ -207,9 +206,7 @@ def _keyed_by_shard(stored: tuple[Candidate, bytes], num_shards: int) -> tuple[i
 
 
 def _shard_count(total_bytes: int, config: BuildNpddConfig) -> int:
-    if config.num_shards:
-        return config.num_shards
-    return max(1, math.ceil(total_bytes / (config.shard_mb * 2**20)))
+    return lake_io.shards_for(total_bytes, config.num_shards, config.shard_mb)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -121,9 +121,17 @@ def total_bytes(paths: Sequence[str]) -> int:
     return sum(tf.io.gfile.stat(path).length for path in paths)
 
 
-def shard_count(records: int, bytes_per_record: float, shard_mb: float = 128.0) -> int:
-    """Shards for a folder of this size (at least one)."""
-    return max(1, math.ceil(records * bytes_per_record / (shard_mb * 2**20)))
+SHARD_MB = 128.0
+
+
+def shards_for(total_bytes: float, requested: int = 0, shard_mb: float = SHARD_MB) -> int:
+    """The lake's one shard policy: the shards a stage writes for an output of about ``total_bytes`` — the
+    ``--num_shards`` the user asked for, else one per ``shard_mb`` MiB (at least one). Stages that know their
+    output's size only inside the job (build_npdd) call it there; prepare_problem writes one shard per part
+    of the problem it read."""
+    if requested:
+        return int(requested)
+    return max(1, math.ceil(total_bytes / (shard_mb * 2**20)))
 
 
 # ---------------------------------------------------------------------------------------------

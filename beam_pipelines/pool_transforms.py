@@ -285,7 +285,7 @@ def run(config: PoolConfig, runner: str = DIRECT, pipeline_args: Sequence[str] =
         if _same_pool(existing, config, source.manifest):
             log.info("pool_transforms: reusing %s (%d images)", config.output, existing.counts["kept"])
             return existing
-    num_shards = config.num_shards or max(1, len(source.shards) * (1 + len(config.variants)) // 2)
+    num_shards = lake_io.shards_for(lake_io.total_bytes(source.shards) * (1 + len(config.variants)), config.num_shards)
     lake_io.clear_stage_files(config.output)
     log.info("pool_transforms: %s with variants %s -> %s", config.images, ", ".join(config.variants), config.output)
     with make_pipeline(runner, pipeline_args) as pipeline:

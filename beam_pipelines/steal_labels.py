@@ -300,9 +300,10 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     shards = list(source.shards) + [shard for folder in asked.made for shard in folder.shards]
     log.info("stealing labels of %s from %s (%s), batches of %d, budget %s", images, config.oracle.target,
              fingerprint, config.batch_size, "unlimited" if budget_left is None else budget_left)
+    num_shards = lake_io.shards_for(lake_io.total_bytes(shards), config.num_shards)  # at most every image labeled
     with make_pipeline(runner, pipeline_args) as pipeline:
-        build_pipeline(pipeline, config, shards, fingerprint, run_id, budget_left,
-                       config.num_shards or max(1, len(source.shards)), prefix=strategy.ask is None)
+        build_pipeline(pipeline, config, shards, fingerprint, run_id, budget_left, num_shards,
+                       prefix=strategy.ask is None)
     stats = lake_io.read_and_remove_stats(config.output)
     asked.queries = ledger.spent_by_run(run_id)
     manifest = steal_manifest(config, asked, stats, {"runner": runner, "pipeline_args": list(pipeline_args)})

@@ -38,3 +38,11 @@ def test_a_folder_whose_metadata_cannot_be_written_gets_no_manifest(tmp_path, mo
     with pytest.raises(OSError, match="disk full"):
         lake_io.finish_folder(out, manifest, stats)
     assert not os.path.exists(os.path.join(out, MANIFEST_NAME))  # the folder does not pass for a finished one
+
+
+def test_one_shard_policy_for_every_stage():
+    mib = 2**20
+    assert lake_io.shards_for(0) == 1 and lake_io.shards_for(5 * mib) == 1
+    assert lake_io.shards_for(129 * mib) == 2 and lake_io.shards_for(256 * mib) == 2
+    assert lake_io.shards_for(5 * mib, requested=7) == 7  # --num_shards wins
+    assert lake_io.shards_for(5 * mib, shard_mb=1) == 5

@@ -132,6 +132,7 @@ def test_the_pool_holds_originals_and_variants_and_counts_the_duplicates(tmp_pat
     from tfrecords_schema import count_records, list_shards
 
     assert builder.info.splits["images"].shard_lengths == [count_records(p) for p in list_shards(config.output)]
+    assert len(list_shards(config.output)) == 1  # the lake's shard policy: a few KiB fit one shard
 
     again = run(config)  # same options: the pool is reused, not rebuilt
     assert again.created == manifest.created

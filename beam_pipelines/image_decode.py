@@ -18,6 +18,7 @@ import PIL.ImageOps
 from beam_pipelines.build_npdd_config import DEFAULT_MAX_PIXELS
 from beam_pipelines.near_duplicates import Candidate, make_candidate
 from tfrecords_schema import IMAGE, encode
+from tfrecords_schema.image_records import image_fields
 from tfrecords_schema.hashing import content_id
 from tfrecords_schema.image_records import perceptual_hash
 
@@ -227,9 +228,6 @@ def stored_image(
         return Rejected(UNDECODABLE, f"{type(error).__name__}: {error}")
     if isinstance(image, Rejected):
         return image
-    record = {
-        "image": image.encoded, "format": image.format, "height": image.height, "width": image.width,
-        "id": image.id, "phash": image.phash, "source": source, "source_key": key,
-        "original_height": image.original_height, "original_width": image.original_width,
-    }
+    record = image_fields(image.encoded, image.format, image.height, image.width, image.id, image.phash, source, key,
+                          image.original_height, image.original_width)
     return make_candidate(record), encode(IMAGE, record)  # a record that does not encode is a bug: it stops the job

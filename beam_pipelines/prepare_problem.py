@@ -23,7 +23,7 @@ from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.problems import FOLDER_PROBLEMS, SPLIT_WORDS, SPLITS, Problem, get_problem
 from tfrecords_schema import LABELED_IMAGE, Manifest, fileio
 from tfrecords_schema.extras import ProblemExtra
-from tfrecords_schema.image_records import image_record
+from tfrecords_schema.image_records import image_record, labeled_record
 
 STAGE = "prepare_problem"
 PRIORITY = ("tdd", "odd", "pdd")
@@ -42,7 +42,7 @@ def problem_record(data: bytes, label: int, source: str, key: str):
     unchanged = original.format in ("JPEG", "PNG") and original.mode in ("RGB", "L") and image.size == (stored_width, stored_height) \
         and not original.getexif().get(0x0112, 1) != 1
     kept = {"encoded": data, "fmt": original.format.lower()} if unchanged else {"fmt": "png"}
-    return {**image_record(image, source, key, **kept), "label": label, "label_kind": "OL", "oracle_fingerprint": ""}
+    return labeled_record(image_record(image, source, key, **kept), label)
 
 
 def _one_split_per_image(element):

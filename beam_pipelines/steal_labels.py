@@ -42,6 +42,7 @@ from copycat_tf.ledger import Ledger
 from copycat_tf.oracles import OracleSpec, open_oracle
 from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, fileio, input_entry, open_folder
 from tfrecords_schema.extras import StolenExtra
+from tfrecords_schema.image_records import labeled_record
 
 STAGE = "steal_labels"
 NAMESPACE = "copycat_oracle"
@@ -112,7 +113,7 @@ def _split_by_ledger(element):
 def _labeled(fingerprint: str):
     def to_record(pair):
         record, label = pair
-        return {**record, "label": label, "label_kind": "SL", "oracle_fingerprint": fingerprint}
+        return labeled_record(record, label, fingerprint)
 
     return to_record
 

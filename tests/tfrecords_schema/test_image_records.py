@@ -34,3 +34,18 @@ def test_jpeg_given_bytes_and_original_size_are_kept():
     assert image_record(picture, "s", "k", encoded=b"given")["image"] == b"given"
     with pytest.raises(ValueError, match="gif"):
         image_record(picture, "s", "k", fmt="gif")
+
+
+def test_labeled_records_say_where_their_label_came_from():
+    from tfrecords_schema import IMAGE, LABELED_IMAGE, validate
+    from tfrecords_schema.image_records import image_fields, labeled_record
+
+    record = image_fields(b"\x89PNG", "png", 4, 5, "a" * 32, 7, "dir:x", "x.png", 8, 10)
+    validate(IMAGE, record)
+    original = labeled_record(record, 3)
+    stolen = labeled_record(record, 2, "fp123")
+    assert (original["label"], original["label_kind"], original["oracle_fingerprint"]) == (3, "OL", "")
+    assert (stolen["label"], stolen["label_kind"], stolen["oracle_fingerprint"]) == (2, "SL", "fp123")
+    validate(LABELED_IMAGE, original)
+    validate(LABELED_IMAGE, stolen)
+    assert "label" not in record  # the image record itself is left as it was

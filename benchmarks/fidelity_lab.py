@@ -445,17 +445,18 @@ def steal(stack: Stack, pool: dict, oracle: Oracle, budget: int, num_classes: in
         weights = np.ones(len(families)) / len(families)
     info["weights"] = {f: round(float(w), 3) for f, w in zip(families, weights)}
 
+    def candidates(n):  # unqueried pool images drawn by the mixture: (images, [(family, row)])
+        picks, refs = [], []
+        for family, k in zip(families, _apportion(n, weights)):
+            free = np.flatnonzero(~used[family])
+            pick = rng.choice(free, min(k, len(free)), replace=False)
+            picks.append(pool[family][pick])
+            refs.extend((family, int(p)) for p in pick)
+        return np.concatenate(picks), refs
+
     if stack.expand_rounds:
         for family, n in zip(families, _apportion(int(budget * stack.seed_fraction) - oracle.spent, weights)):
             take_random(family, n)
-        def candidates(n):  # unqueried pool images drawn by the mixture: (images, [(family, row)])
-            picks, refs = [], []
-            for family, k in zip(families, _apportion(n, weights)):
-                free = np.flatnonzero(~used[family])
-                pick = rng.choice(free, min(k, len(free)), replace=False)
-                picks.append(pool[family][pick])
-                refs.extend((family, int(p)) for p in pick)
-            return np.concatenate(picks), refs
 
         def take(refs):
             for family, row in refs:
@@ -482,13 +483,7 @@ def steal(stack: Stack, pool: dict, oracle: Oracle, budget: int, num_classes: in
             features_model = embedder(model)
         interim.fit(model, x, y, epochs=4 if number == 0 else 2, seed=seed + number)
         # Candidates: unqueried pool images drawn by the mixture, plus synthetic mixes of two of them.
-        cand_x, cand_ref = [], []
-        for family, n in zip(families, _apportion(candidates_per_round, weights)):
-            free = np.flatnonzero(~used[family])
-            pick = rng.choice(free, min(n, len(free)), replace=False)
-            cand_x.append(pool[family][pick])
-            cand_ref.extend((family, int(p)) for p in pick)
-        cand_x = np.concatenate(cand_x)
+        cand_x, cand_ref = candidates(candidates_per_round)
         features, probs = embed(features_model, cand_x)
         histogram = np.bincount(y, minlength=num_classes)
         mix_n = int(round_n * stack.mix_fraction)

@@ -52,6 +52,9 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
     L2xs    L2x where each class's share of an epoch is ∝ its label count ** 0.5 instead of equal
             (square-root sampling): the oracle's catch-all class keeps more of its weight
     (+E3: the same with three copycats averaged)
+    L2xC    L2x over the photo, line-drawing (strokes) and handwritten-looking (scribble) families
+    L2xCb   L2xC with ``--augment=lowres`` while training (interim and final copycats): half of each batch
+            shrunk to 6-12 px and enlarged back, label kept; no query
 
 Each row also records ``info.tdd_confusion`` (target's class × copycat's class on the TDD) and
 ``info.pool_agreement`` (agreement with the target on 2,000 crops of another seed's pool).
@@ -408,6 +411,8 @@ STACKS = {
                     ensemble=3),
     "L2xCsE3": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                      temper=0.5, ensemble=3),
+    "L2xCb": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
+                   augment="lowres"),
     "L2xCu": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                    uncertain=0.5),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
@@ -852,6 +857,7 @@ def main(argv=None):
         print(summarize(args.output))
         return
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    os.makedirs(args.cache, exist_ok=True)  # targets, pools and pretrained weights are kept here between runs
     stacks = args.stacks.split(",")
     for name in stacks:
         if name not in STACKS:

@@ -1,5 +1,7 @@
 """The paper's data augmentation for PDD training: intensity, contrast, crop, flip, blur, noise,
-rotate, scale, shear and translate, as Keras preprocessing layers on 0..255 pixels.
+rotate, scale, shear and translate, as Keras preprocessing layers on 0..255 pixels; and ``lowres``,
+which is not in the paper: the blur of a tiny picture scaled up (a copycat trained on stolen labels of
+sharp natural images meets blurry upscaled problem images at test time).
 
 ``--augment`` takes ``none``, ``paper`` (all ten) or a comma-separated list of the names, e.g.
 ``intensity,contrast,rotate,shear`` for digits, which a horizontal flip would turn into other symbols.
@@ -61,6 +63,44 @@ class PixelNoise(keras.layers.Layer):
         return {**super().get_config(), "stddev": self.stddev, "seed": self.seed}
 
 
+class LowResolution(keras.layers.Layer):
+    """Each image, with probability ``rate``, shrunk to a short side of ``sides`` pixels (one size per batch,
+    drawn at random) by area averaging and enlarged back bilinearly: how a small problem image (8x8 digits,
+    a thumbnail) looks once scaled to the model's input. The label is kept, as for every operation here."""
+
+    def __init__(self, rate: float = 0.5, sides: tuple[int, int] = (6, 12), seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.sides = tuple(sides)
+        self.seed = seed
+        self._generator = keras.random.SeedGenerator(seed)
+
+    def get_random_transformation(self, images, training=True, seed=None):
+        seed = seed or self._generator
+        side = keras.random.randint((), self.sides[0], self.sides[1] + 1, seed=seed)
+        chosen = keras.random.uniform(keras.ops.shape(images)[:1], seed=seed) < self.rate
+        return {"side": side, "chosen": chosen}
+
+    def transform_images(self, images, transformation, training=True):
+        if not training:
+            return images
+        images = tf.convert_to_tensor(images, self.compute_dtype)
+        height, width = tf.shape(images)[1], tf.shape(images)[2]
+        scale = tf.cast(transformation["side"], tf.float32) / tf.cast(tf.minimum(height, width), tf.float32)
+        small = tf.maximum(1, tf.cast(tf.round(tf.cast(tf.stack([height, width]), tf.float32) * scale), tf.int32))
+        blurred = tf.image.resize(tf.image.resize(images, small, method="area"), [height, width], method="bilinear")
+        chosen = tf.reshape(transformation["chosen"], [-1, 1, 1, 1])
+        return tf.where(chosen, tf.clip_by_value(blurred, *RANGE), images)
+
+    def call(self, images, training=False):
+        if not training:
+            return images
+        return self.transform_images(images, self.get_random_transformation(images), training=True)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "sides": list(self.sides), "seed": self.seed}
+
+
 def _layers(seed: int) -> dict:
     # float32 whatever the global policy: under mixed precision the pixels stay exact until the model casts them
     common = {"seed": seed, "dtype": "float32"}
@@ -75,17 +115,19 @@ def _layers(seed: int) -> dict:
         "scale": lambda: keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", **common),
         "shear": lambda: keras.layers.RandomShear(0.1, 0.1, fill_mode="reflect", **common),
         "translate": lambda: keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", **common),
+        "lowres": lambda: LowResolution(**common),
     }
 
 
 OPERATIONS = tuple(_layers(0))
+PAPER = OPERATIONS[:10]  # --augment=paper: the paper's ten, not lowres
 
 
 def parse_augmentation(spec: str) -> list[str]:
     """The operation names of an ``--augment`` value ([] for none); unknown names raise CopycatError."""
     if spec in ("", "none"):
         return []
-    names = list(OPERATIONS) if spec == "paper" else [n.strip() for n in spec.split(",") if n.strip()]
+    names = list(PAPER) if spec == "paper" else [n.strip() for n in spec.split(",") if n.strip()]
     unknown = [n for n in names if n not in OPERATIONS]
     if unknown or not names:
         raise CopycatError(f"--augment={spec}: unknown operation(s) {', '.join(unknown) or '(none given)'}; "

@@ -31,7 +31,8 @@ class TrainConfig:
     strategy: str = _option("auto", "tf.distribute strategy: auto, one_device, mirrored, multi_worker or tpu.")
     mixed_precision: bool = _option(False, "float16 (GPU) or bfloat16 (CPU/TPU) compute with float32 weights.")
     augment: str = _option("none", "none, paper, or a comma-separated list of intensity, contrast, crop, flip, blur, "
-                                   "noise, rotate, scale, shear, translate.")
+                                   "noise, rotate, scale, shear, translate (the paper's ten) and lowres (half the "
+                                   "images shrunk to 6-12 px and enlarged back).")
     class_balance: str = _option("none", "none, or resample: every epoch a fresh balanced draw of the training labels "
                                          "(rare classes repeated, common ones taking turns), so every stolen label is "
                                          "used without copycat-balance throwing any away; or sqrt: the same with "

@@ -29,12 +29,11 @@ def test_the_demo_is_table_3_then_relevance_and_report():
         ("train", "runs/BL-VGG-PDD-OL/metrics.json"), ("steal-labels", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"),
         ("balance", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL-balanced-400/manifest.json"),
         ("train", "runs/CC-VGG-NPDD-SL/metrics.json"), ("train", "runs/CC-VGG-NPDD+PDD-SL/metrics.json"),
-        ("steal-labels", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL.adaptive+transforms/manifest.json"),
-        ("balance", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL.adaptive+transforms-balanced-400/manifest.json"),
-        ("train", "runs/CC-VGG-NPDD-SL.adaptive+transforms/metrics.json"),
+        ("steal-labels", "lake/stolen/BL-VGG-ODD-OL/NPDD-SL.mixture+variants+sqrt/manifest.json"),
+        ("train", "runs/CC-VGG-NPDD-SL.mixture+variants+sqrt/metrics.json"),
         ("train", "runs/CC-VGG-PDD-SL/metrics.json"),
         *[("evaluate", f"runs/{name}/evaluation.json") for name in
-          ("BL-VGG-ODD-OL", "BL-VGG-PDD-OL", "CC-VGG-NPDD-SL", "CC-VGG-NPDD+PDD-SL", "CC-VGG-NPDD-SL.adaptive+transforms",
+          ("BL-VGG-ODD-OL", "BL-VGG-PDD-OL", "CC-VGG-NPDD-SL", "CC-VGG-NPDD+PDD-SL", "CC-VGG-NPDD-SL.mixture+variants+sqrt",
            "CC-VGG-PDD-SL")],
         ("relevance", "runs/relevance/relevance.json"), ("report", "report/index.html"),
     ]
@@ -42,10 +41,17 @@ def test_the_demo_is_table_3_then_relevance_and_report():
     fine_tune = calls["/d/runs/CC-VGG-NPDD+PDD-SL/metrics.json"]
     assert fine_tune.flag("init") == "/d/runs/CC-VGG-NPDD-SL" and fine_tune.flag("augment") and fine_tune.flag("epochs") == "4"
     assert calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"].flag("oracle") == "/d/runs/BL-VGG-ODD-OL/export"
-    best = calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.adaptive+transforms/manifest.json"]
+    best = calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.mixture+variants+sqrt/manifest.json"]
     paper = calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"]
     assert best.flag("max_queries") == "6000" and best.flag("strategy") == "adaptive"  # the paper's budget: 6000 crops
     assert best.flag("pool") == "/d/lake/npdd-pool" and paper.flag("max_queries") is None
+    # the scribble setting (configs/digits_scribble.json): its looks, mixture, variants; every label, sqrt shares
+    scribble = json.loads((CONFIGS / "digits_scribble.json").read_text())["coverage"]
+    assert best.flag("pool_transforms") == scribble["pool_transforms"] and best.flag("adaptive_mixture") == "true"
+    assert best.flag("adaptive_variants") == "1.0" and best.flag("adaptive_rounds") == "4"
+    best_copy = calls["/d/runs/CC-VGG-NPDD-SL.mixture+variants+sqrt/metrics.json"]
+    assert best_copy.flag("train") == "/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.mixture+variants+sqrt"
+    assert best_copy.flag("class_balance") == "sqrt"
 
 
 def test_the_demo_replicates_its_npdd_copycat_over_three_seeds_by_default():

@@ -17,7 +17,7 @@ import tensorflow as tf
 from copycat_tf.errors import CopycatError
 from copycat_tf.oracles import OracleSpec, open_oracle
 from copycat_tf.training import TrainConfig, paper_schedule, train
-from copycat_tf.training.augment import build_augmentation
+from copycat_tf.training.augment import build_augmentation, parse_augmentation
 from copycat_tf.training.strategy import choose_strategy
 from tests.copycat_tf.training.digits import SIZE, digit_records, digits_folder
 
@@ -130,6 +130,31 @@ def test_augmentation_keeps_shapes_and_refuses_unknown_names():
     assert build_augmentation("none") is None
     with pytest.raises(CopycatError, match="unknown operation.*mirror"):
         build_augmentation("rotate,mirror")
+
+
+def test_lowres_blurs_about_half_the_images_as_a_tiny_picture_would_look():
+    """``lowres``: a chosen image equals its area-shrunk (6..12 px) then bilinear-enlarged self; the others are
+    untouched; the same (seed, step) gives the same batch; ``paper`` does not include it."""
+    images = tf.random.stateless_uniform((64, 32, 32, 1), (3, 4), 0, 255)
+    lowres = build_augmentation("lowres", seed=2)
+    out = lowres(images, 5).numpy()
+    assert np.array_equal(out, lowres(images, 5).numpy()) and not np.array_equal(out, lowres(images, 6).numpy())
+    changed = [i for i in range(64) if not np.array_equal(out[i], images[i].numpy())]
+    assert 16 <= len(changed) <= 48  # rate 0.5
+    matches = set()
+    for side in range(6, 13):  # one size per batch: find it by recomputing independently with numpy
+        blocks = []
+        for i in changed:
+            image = images[i].numpy()[:, :, 0]
+            small = tf.image.resize(image[None, :, :, None], (side, side), method="area").numpy()
+            back = tf.image.resize(small, (32, 32), method="bilinear").numpy()[0]
+            blocks.append(np.allclose(back, out[i], atol=1e-3))
+        if all(blocks):
+            matches.add(side)
+    assert len(matches) == 1
+    variation = lambda x: np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean()  # noqa: E731
+    assert all(variation(out[i]) < 0.5 * variation(images[i].numpy()) for i in changed)  # blurred: far smoother
+    assert "lowres" not in parse_augmentation("paper") and parse_augmentation("lowres,rotate") == ["lowres", "rotate"]
 
 
 def test_strategy_choice():

@@ -11,6 +11,12 @@ less work per image. Every size is measured in the same run, so the ratios compa
     make bench-venv
     .bench-venv/bin/python benchmarks/build_npdd_vs_imagededup.py --n=1000      # N and 4N images
     .bench-venv/bin/python benchmarks/build_npdd_vs_imagededup.py --scale       # 4k, 16k, 64k (~30 min)
+    .bench-venv/bin/python benchmarks/build_npdd_vs_imagededup.py --floor --n=4000 --repeats=3
+
+``--floor``: how fast copycat could possibly be. The per-image work alone (``stored_image``: read, decode,
+content id, downscale, re-encode, pHash, encoded record), on every core in a plain process pool, with no
+Beam, no dedupe and no writing, beside imagededup on the same files: an upper bound on copycat's
+throughput, and so on its ratio to imagededup.
 
 The files are ~500x375 JPEGs (quality 90) cut from the bundled photos at random scales and
 positions, with 10% planted copies (byte copies and resized, re-encoded ones).
@@ -88,6 +94,52 @@ def time_copycat(folder: str, output: str, bits: int, workers: int) -> tuple[flo
     return elapsed, manifest.counts
 
 
+def _stored(path: str) -> bool:
+    from beam_pipelines.build_npdd_config import BuildNpddConfig
+    from beam_pipelines.image_decode import Rejected, stored_image
+
+    config = BuildNpddConfig(sources=["bundled"], output="unused")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    result = stored_image("dir:bench", path, data, config.max_side, config.jpeg_quality, config.max_pixels)
+    return not isinstance(result, Rejected)
+
+
+def time_floor(folder: str, cores: int) -> float:
+    """Seconds of the per-image work alone over every file of ``folder``, on ``cores`` forked processes."""
+    import multiprocessing
+
+    paths = sorted(os.path.join(folder, name) for name in os.listdir(folder))
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        pool.map(_stored, paths[:cores * 4])  # the workers' first-use costs outside the clock
+        start = time.perf_counter()
+        accepted = sum(pool.map(_stored, paths, chunksize=16))
+        elapsed = time.perf_counter() - start
+    assert accepted == len(paths), (accepted, len(paths))
+    return elapsed
+
+
+def floor(count: int, repeats: int, bits: int, seed: int, cores: int) -> None:
+    """imagededup beside copycat's bare per-image work on every core, ``repeats`` times on the same files."""
+    work = tempfile.mkdtemp(prefix="bench_floor_")
+    try:
+        folder = os.path.join(work, "jpegs")
+        make_jpegs(folder, count, seed)
+        ratios = []
+        for repeat in range(repeats):
+            baseline, search, _ = time_imagededup(folder, bits, cores)
+            bare = time_floor(folder, cores)
+            ratios.append(baseline / bare)
+            print(f"repeat {repeat}: {count} images: imagededup {count / baseline:.0f}/s (search {search:.1f} s); "
+                  f"copycat's per-image work alone on {cores} cores {count / bare:.0f}/s: at most "
+                  f"{baseline / bare:.2f}x imagededup", flush=True)
+        mean = sum(ratios) / len(ratios)
+        spread = (sum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1)) ** 0.5 if len(ratios) > 1 else 0.0
+        print(f"\nupper bound of copycat / imagededup at {count} images: {mean:.2f} ± {spread:.2f} over {repeats} repeats")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def _row(count: int, folder: str, work: str, bits: int, cores: int) -> dict:
     baseline, search, groups = time_imagededup(folder, bits, cores)
     single, counts = time_copycat(folder, os.path.join(work, "npdd1"), bits, workers=1)
@@ -105,6 +157,9 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true", help="4,000, 16,000 and 64,000 images instead of N and 4N")
     parser.add_argument("--bits", type=int, default=8, help="near-duplicate threshold for both tools")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--floor", action="store_true",
+                        help="imagededup beside copycat's per-image work alone (no Beam): an upper bound, at --n images")
+    parser.add_argument("--repeats", type=int, default=3, help="with --floor: repeats on the same files")
     args = parser.parse_args()
     import logging
 
@@ -116,6 +171,9 @@ def main() -> None:
     from beam_pipelines.local_workers import available_cores
 
     cores = available_cores()
+    if args.floor:
+        floor(args.n, args.repeats, args.bits, args.seed, cores)
+        return
     sizes = (4000, 16000, 64000) if args.scale else (args.n, 4 * args.n)
     work = tempfile.mkdtemp(prefix="bench_npdd_")
     rows = []

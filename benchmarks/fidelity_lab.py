@@ -55,6 +55,8 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
     L2xC    L2x over the photo, line-drawing (strokes) and handwritten-looking (scribble) families
     L2xCb   L2xC with ``--augment=lowres`` while training (interim and final copycats): half of each batch
             shrunk to 6-12 px and enlarged back, label kept; no query
+    L2xCB   L2xC with four more families: the scribbles drawn with a broad pen (``scribble+bold``, sharp or
+            blurred, light on black or dark on white)
 
 Each row also records ``info.tdd_confusion`` (target's class × copycat's class on the TDD) and
 ``info.pool_agreement`` (agreement with the target on 2,000 crops of another seed's pool).
@@ -150,8 +152,15 @@ SCRIBBLE = (
     "scribble+lowres",
     "scribble+invert+lowres",
 )
+# The same marks drawn with a broad pen (thickened by a maximum filter).
+BOLD = (
+    "scribble+bold",
+    "scribble+bold+invert",
+    "scribble+bold+lowres",
+    "scribble+bold+invert+lowres",
+)
 FAMILY_SETS = {"base": FAMILIES, "plain": FAMILIES + PLAIN, "strokes": FAMILIES + STROKES,
-               "scribble": FAMILIES + STROKES + SCRIBBLE}
+               "scribble": FAMILIES + STROKES + SCRIBBLE, "bold": FAMILIES + STROKES + SCRIBBLE + BOLD}
 
 
 def log(*parts):
@@ -413,6 +422,7 @@ STACKS = {
                      temper=0.5, ensemble=3),
     "L2xCb": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                    augment="lowres"),
+    "L2xCB": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xCu": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                    uncertain=0.5),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),

@@ -96,6 +96,23 @@ def test_scribble_draws_one_connected_mark_from_the_seed_alone(picture):
     assert np.mean(connected) >= 0.8
 
 
+def test_bold_thickens_light_marks_by_a_square_maximum_filter(picture):
+    """``bold``: each pixel the brightest within a (2r+1)-square, r = 2-6% of the short side, checked with numpy."""
+    thin = _pixels(apply_variant(picture, "scribble", random.Random(3)))
+    bold = _pixels(apply_variant(picture, "scribble+bold", random.Random(3)))
+    assert (bold >= thin).all() and (bold[..., 0] > 64).mean() > 1.3 * (thin[..., 0] > 64).mean()
+    side = min(picture.size)
+    padded = np.pad(thin[..., 0].astype(int), 8, constant_values=-1)
+    matches = []
+    for reach in range(1, 9):
+        windows = [padded[8 + dy:8 + dy + thin.shape[0], 8 + dx:8 + dx + thin.shape[1]]
+                   for dy in range(-reach, reach + 1) for dx in range(-reach, reach + 1)]
+        if np.array_equal(np.max(windows, axis=0), bold[..., 0]):
+            matches.append(reach)
+    assert len(matches) == 1 and 0.02 * side - 0.5 <= matches[0] <= 0.06 * side + 0.5
+    assert (_pixels(apply_variant(picture, "scribble+bold+invert", random.Random(3))) == 255 - bold).all()  # dark on white
+
+
 def test_derived_records_are_seeded_and_keep_their_lineage():
     record = image_record(5, 32, 32)
     first, again, other_seed = derive(record, "zoom+rotate", 0), derive(record, "zoom+rotate", 0), derive(record, "zoom+rotate", 1)

@@ -45,9 +45,9 @@ def test_the_demo_is_table_3_then_relevance_and_report():
     paper = calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"]
     assert best.flag("max_queries") == "6000" and best.flag("strategy") == "adaptive"  # the paper's budget: 6000 crops
     assert best.flag("pool") == "/d/lake/npdd-pool" and paper.flag("max_queries") is None
-    # the scribble setting (configs/digits_scribble.json): its looks, mixture, variants; every label, sqrt shares
-    scribble = json.loads((CONFIGS / "digits_scribble.json").read_text())["coverage"]
-    assert best.flag("pool_transforms") == scribble["pool_transforms"] and best.flag("adaptive_mixture") == "true"
+    # the bold setting (configs/digits_bold.json): its looks, mixture, variants; every label, sqrt shares
+    bold = json.loads((CONFIGS / "digits_bold.json").read_text())["coverage"]
+    assert best.flag("pool_transforms") == bold["pool_transforms"] and best.flag("adaptive_mixture") == "true"
     assert best.flag("adaptive_variants") == "1.0" and best.flag("adaptive_rounds") == "4"
     best_copy = calls["/d/runs/CC-VGG-NPDD-SL.mixture+variants+sqrt/metrics.json"]
     assert best_copy.flag("train") == "/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.mixture+variants+sqrt"
@@ -189,7 +189,7 @@ def test_the_mixture_configs_plan_the_same_attack_with_and_without_the_mixture(n
         assert len({c.flag("pool_transforms") for c in steals}) == 1 and "strokes" in steals[0].flag("pool_transforms")
 
 
-@pytest.mark.parametrize("name", ["digits_scribble", "glyphs_scribble"])
+@pytest.mark.parametrize("name", ["digits_scribble", "glyphs_scribble", "digits_bold", "glyphs_bold"])
 def test_the_scribble_configs_plan_the_labs_best_stack_with_the_products_stages(name):
     for small in (False, True):
         config = load_config(str(CONFIGS / f"{name}.json"), small=small)
@@ -197,6 +197,8 @@ def test_the_scribble_configs_plan_the_labs_best_stack_with_the_products_stages(
         steals = [c for c in calls if c.stage == "steal-labels" and c.flag("strategy") == "adaptive"]
         assert len(steals) == 1 and steals[0].flag("adaptive_mixture") == "true"
         assert "scribble" in steals[0].flag("pool_transforms").split(",")
+        if name.endswith("bold") and not small:  # the lab's L2xCB: the scribbles with a broad pen too
+            assert "scribble+bold+invert" in steals[0].flag("pool_transforms").split(",")
         trains = [c for c in calls if c.stage == "train" and c.flag("train") == steals[0].flag("output")]
         assert [c.flag("class_balance") for c in trains] == ["sqrt"]
 

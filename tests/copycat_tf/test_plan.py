@@ -45,9 +45,9 @@ def test_the_demo_is_table_3_then_relevance_and_report():
     paper = calls["/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL/manifest.json"]
     assert best.flag("max_queries") == "6000" and best.flag("strategy") == "adaptive"  # the paper's budget: 6000 crops
     assert best.flag("pool") == "/d/lake/npdd-pool" and paper.flag("max_queries") is None
-    # the bold setting (configs/digits_bold.json): its looks, mixture, variants; every label, sqrt shares
-    bold = json.loads((CONFIGS / "digits_bold.json").read_text())["coverage"]
-    assert best.flag("pool_transforms") == bold["pool_transforms"] and best.flag("adaptive_mixture") == "true"
+    # the scribble setting (configs/digits_scribble.json): its looks, mixture, variants; every label, sqrt shares
+    scribble = json.loads((CONFIGS / "digits_scribble.json").read_text())["coverage"]
+    assert best.flag("pool_transforms") == scribble["pool_transforms"] and best.flag("adaptive_mixture") == "true"
     assert best.flag("adaptive_variants") == "1.0" and best.flag("adaptive_rounds") == "4"
     best_copy = calls["/d/runs/CC-VGG-NPDD-SL.mixture+variants+sqrt/metrics.json"]
     assert best_copy.flag("train") == "/d/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.mixture+variants+sqrt"

@@ -57,6 +57,9 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
             shrunk to 6-12 px and enlarged back, label kept; no query
     L2xCB   L2xC with four more families: the scribbles drawn with a broad pen (``scribble+bold``, sharp or
             blurred, light on black or dark on white)
+    L2xCBe  L2xCB whose final copycat keeps an exponential moving average of its weights (momentum 0.998, about
+            the last 500 steps; Keras's ``use_ema``), batch-norm statistics re-estimated under the averaged
+            weights: no query, one training
 
 Each row also records ``info.tdd_confusion`` (target's class × copycat's class on the TDD) and
 ``info.pool_agreement`` (agreement with the target on 2,000 crops of another seed's pool).
@@ -220,19 +223,29 @@ def _dataset(x, y, w, batch_size, seed, augment, mixup=0.0, num_classes=0):
 
 
 def train_classifier(x, y, num_classes, epochs=8, seed=0, weights=None, augment=None, lr=0.01, batch_size=32,
-                     model=None, mixup=0.0, width=0.25):
+                     model=None, mixup=0.0, width=0.25, ema=0.0):
     keras.utils.set_random_seed(seed)
     if model is None:
         model = build_model("vgg16_bn", num_classes, SIZE, width=width)
     steps_epoch = max(1, math.ceil(len(x) / batch_size))
     total = steps_epoch * epochs
-    optimizer = keras.optimizers.SGD(learning_rate=paper_schedule(lr, total), momentum=0.9, weight_decay=5e-4)
+    optimizer = keras.optimizers.SGD(learning_rate=paper_schedule(lr, total), momentum=0.9, weight_decay=5e-4,
+                                     use_ema=bool(ema), ema_momentum=ema or 0.99)
     model.compile(optimizer=optimizer, loss="categorical_crossentropy" if mixup else "sparse_categorical_crossentropy")
     w = np.ones(len(x), np.float32) if weights is None else weights.astype(np.float32)
     aug = build_augmentation(augment, seed) if augment else None
     model.fit(_dataset(x, y.astype(np.int64), w, batch_size, seed, aug, mixup, num_classes), epochs=epochs,
               steps_per_epoch=steps_epoch, verbose=0)
+    if ema:  # fit swapped in the averaged weights; the batch-norm statistics still belong to the last weights
+        recalibrate_batch_norm(model, x, batch_size, seed)
     return model
+
+
+def recalibrate_batch_norm(model, x, batch_size, seed, batches=200):
+    """Re-estimate every batch-norm layer's moving statistics under the model's current weights (no gradient)."""
+    rows = np.random.default_rng(seed + 77).permutation(len(x))[:batches * batch_size]
+    for start in range(0, len(rows), batch_size):
+        model(tf.constant(x[rows[start:start + batch_size]], tf.float32), training=True)
 
 
 def predict(model, x, batch_size=512):
@@ -381,6 +394,7 @@ class Stack:
     guide: float = 0.0  # share of each expand round spent on images an interim copycat pushed toward the class
     width: float = 0.25  # the copycat's VGG16-BN width multiplier (the target's is 0.25)
     uncertain: float = 0.0  # share of each expand round spent on unqueried pool images (drawn by the mixture)
+    ema: float = 0.0  # the final copycat keeps an exponential moving average of its weights (this momentum; 0: off)
     # that an interim copycat (refit each round) is least sure of, spread out by k-center on its features
 
 
@@ -425,6 +439,8 @@ STACKS = {
     "L2xCB": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xCu": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                    uncertain=0.5),
+    "L2xCBe": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
+                    ema=0.998),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
     "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),
     "L2xg": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, guide=0.5),
@@ -788,7 +804,7 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
             rows = np.concatenate([balance(np.arange(len(y)), y, num_classes, budget, seed + 1000 * e)[0]
                                    for e in range(stack.epochs)])
         model = train_classifier(x[rows], y[rows], num_classes, 1, seed, augment=stack.augment, mixup=stack.mixup,
-                                 model=start, width=stack.width)
+                                 model=start, width=stack.width, ema=stack.ema)
         if stack.ensemble > 1:
             members = [model] + [train_classifier(x[rows], y[rows], num_classes, 1, seed + m, augment=stack.augment,
                                                   width=stack.width) for m in range(1, stack.ensemble)]

@@ -15,9 +15,11 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> int:
     app.require("target", "copycat", "images", "output", positional=argv)
+    config = app.config_from_flags(RelevanceConfig)
+    config.validate()  # a bad option is refused before TensorFlow starts (relevance_figures checks again)
     from copycat_tf.relevance.figures import relevance_figures
 
-    report = relevance_figures(app.config_from_flags(RelevanceConfig))
+    report = relevance_figures(config)
     for name, result in report["similarity"].items():
         means = ", ".join(f"{k} {v:.3f}" for k, v in result["mean"].items())
         print(f"{name} vs target ({report['method']}): {means}")

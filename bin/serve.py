@@ -15,10 +15,11 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> int:
     app.require("model", positional=argv)
-    from copycat_tf.serving.server import serve
-
     config = app.config_from_flags(ServeConfig)
     config.validate()
+    config.check_model_folder()  # both before TensorFlow starts: a bad option costs no start-up
+    from copycat_tf.serving.server import serve
+
     serve(config, ready=lambda url: print(f"serving {config.model} at {url} (query log: {config.query_log})",
                                           flush=True))
     return 0

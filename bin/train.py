@@ -18,11 +18,11 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> int:
     app.require("train", "output", positional=argv)
-    from copycat_tf.run_dir import RunDir
-    from copycat_tf.training import train
-
     config = app.config_from_flags(TrainConfig)
     config.validate()  # every number range-checked before any work (train checks again for library callers)
+    from copycat_tf.run_dir import RunDir  # TensorFlow starts here, after the flags are known to be good
+    from copycat_tf.training import train
+
     metrics = train(config)
     line = f"trained {metrics['model']} for {metrics['steps']} steps -> {RunDir(FLAGS.output).export}"
     if "final_val_accuracy" in metrics:

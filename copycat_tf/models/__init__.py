@@ -10,29 +10,36 @@ layer's size, for small-scale runs) and ``dropout``; models take float32 RGB pix
 end in a softmax. ``architecture_word`` gives the paper's name for run names (VGG, Alex).
 """
 
-import functools
-
-import keras
+import importlib
 
 from copycat_tf.errors import CopycatError
-from copycat_tf.models.alexnet import build_alexnet
-from copycat_tf.models.vgg import build_vgg16, load_imagenet_convolutions
 
+# name -> (module, builder, options): the builders (and Keras) load on first use, so a binary can check
+# --model against this table without starting TensorFlow.
 MODELS = {
-    "vgg16": functools.partial(build_vgg16, batch_norm=False),
-    "vgg16_bn": functools.partial(build_vgg16, batch_norm=True),
-    "alexnet": functools.partial(build_alexnet, batch_norm=False),
-    "alexnet_bn": functools.partial(build_alexnet, batch_norm=True),
+    "vgg16": ("copycat_tf.models.vgg", "build_vgg16", {"batch_norm": False}),
+    "vgg16_bn": ("copycat_tf.models.vgg", "build_vgg16", {"batch_norm": True}),
+    "alexnet": ("copycat_tf.models.alexnet", "build_alexnet", {"batch_norm": False}),
+    "alexnet_bn": ("copycat_tf.models.alexnet", "build_alexnet", {"batch_norm": True}),
 }
 ARCHITECTURE_WORDS = {"vgg16": "VGG", "vgg16_bn": "VGG", "alexnet": "Alex", "alexnet_bn": "Alex"}
 
 
-def build_model(name: str, num_classes: int, input_size: int, width: float = 1.0, dropout: float = 0.5) -> keras.Model:
+def build_model(name: str, num_classes: int, input_size: int, width: float = 1.0, dropout: float = 0.5):
+    """A fresh ``keras.Model`` of the named architecture."""
     if name not in MODELS:
         raise CopycatError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     if not 0 < width <= 4:
         raise CopycatError(f"--width={width} must be in (0, 4]")
-    return MODELS[name](num_classes=num_classes, input_size=input_size, width=width, dropout=dropout, name=name)
+    module, builder, options = MODELS[name]
+    build = getattr(importlib.import_module(module), builder)
+    return build(num_classes=num_classes, input_size=input_size, width=width, dropout=dropout, name=name, **options)
+
+
+def load_imagenet_convolutions(*args, **kwargs):
+    from copycat_tf.models.vgg import load_imagenet_convolutions as load
+
+    return load(*args, **kwargs)
 
 
 def architecture_word(name: str) -> str:

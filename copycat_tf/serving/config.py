@@ -1,10 +1,12 @@
 """The options of ``copycat-serve``: each knob written once, with its default and help (no TensorFlow here)."""
 
 import dataclasses
+import os
 
 from copycat_tf.config_checks import Rule, check_rules, required
 from copycat_tf.config_checks import option as _option
 from copycat_tf.errors import CopycatError
+from copycat_tf.run_dir import SAVED_MODEL
 
 
 @dataclasses.dataclass
@@ -69,3 +71,10 @@ class ServeConfig:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise CopycatError(f"--{name}={value} is out of range: use a whole number")
         check_rules(self, self.RULES)
+
+    def check_model_folder(self) -> None:
+        """Refuse a local --model folder without a SavedModel before TensorFlow starts (a remote one, and the
+        model's signature, are checked when it loads)."""
+        if "://" not in self.model and not os.path.exists(os.path.join(self.model, SAVED_MODEL)):
+            raise CopycatError(f"--model={self.model} is not a SavedModel (no {SAVED_MODEL}): give the export folder "
+                               "of a copycat-train run (RUN/export)")

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 
 from copycat_tf.errors import CopycatError
+from copycat_tf.training.augment_names import OPERATIONS, PAPER, parse_augmentation  # noqa: F401 (re-exported)
 
 RANGE = (0.0, 255.0)
 
@@ -117,22 +118,6 @@ def _layers(seed: int) -> dict:
         "translate": lambda: keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", **common),
         "lowres": lambda: LowResolution(**common),
     }
-
-
-OPERATIONS = tuple(_layers(0))
-PAPER = OPERATIONS[:10]  # --augment=paper: the paper's ten, not lowres
-
-
-def parse_augmentation(spec: str) -> list[str]:
-    """The operation names of an ``--augment`` value ([] for none); unknown names raise CopycatError."""
-    if spec in ("", "none"):
-        return []
-    names = list(PAPER) if spec == "paper" else [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in OPERATIONS]
-    if unknown or not names:
-        raise CopycatError(f"--augment={spec}: unknown operation(s) {', '.join(unknown) or '(none given)'}; "
-                           f"use none, paper or some of {', '.join(OPERATIONS)}")
-    return names
 
 
 class Augmentation:

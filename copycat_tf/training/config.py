@@ -13,6 +13,7 @@ from copycat_tf.errors import CopycatError
 
 MAX_SEED = 2**32 - 1  # NumPy's seed range, which keras.utils.set_random_seed passes the seed to
 CLASS_BALANCE_MODES = ("none", "resample", "sqrt")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")  # copycat_tf.training.strategy builds them
 
 
 @dataclasses.dataclass
@@ -59,8 +60,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Refuse a bad option (one line naming the flag, the value and what is allowed) before any work."""
         from copycat_tf.models import MODELS
-        from copycat_tf.training.augment import parse_augmentation
-        from copycat_tf.training.strategy import CHOICES
+        from copycat_tf.training.augment_names import parse_augmentation
 
         if not self.train or not all(isinstance(path, str) and path for path in self.train):
             raise CopycatError(f"--train={self.train}: give one or more lake folders of labeled images")
@@ -68,8 +68,8 @@ class TrainConfig:
             raise CopycatError("--output is required: the run folder to write")
         if self.model not in MODELS:
             raise CopycatError(f"--model={self.model!r} is unknown; known models: {', '.join(MODELS)}")
-        if self.strategy not in CHOICES:
-            raise CopycatError(f"--strategy={self.strategy!r} is unknown; use one of {', '.join(CHOICES)}")
+        if self.strategy not in STRATEGIES:
+            raise CopycatError(f"--strategy={self.strategy!r} is unknown; use one of {', '.join(STRATEGIES)}")
         parse_augmentation(self.augment)
         if self.class_balance not in CLASS_BALANCE_MODES:
             raise CopycatError(f"--class_balance={self.class_balance!r} is unknown; use one of "

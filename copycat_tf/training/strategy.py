@@ -10,8 +10,7 @@ import os
 import tensorflow as tf
 
 from copycat_tf.errors import CopycatError
-
-CHOICES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
+from copycat_tf.training.config import STRATEGIES as CHOICES  # the names live with the knob
 
 
 def _tpu():

@@ -145,12 +145,13 @@ def test_real_beam_options_pass_and_anything_else_is_named():
 
 
 def _run_binary(module, *args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPROFILEIMPORTTIME": "1"}
     script = os.path.join(os.path.dirname(sys.executable), "copycat-" + module.replace("_", "-"))
     result = subprocess.run([script, *args], capture_output=True, text=True, env=env, timeout=300)
     lines = [line for line in result.stderr.splitlines() if line.startswith(f"copycat-") or "Traceback" in line
              or "FATAL" in line]
-    return result.returncode, lines
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    return result.returncode, lines, imported
 
 
 @pytest.mark.parametrize("module, args, message", [
@@ -162,11 +163,14 @@ def _run_binary(module, *args):
      r"--strategy='bogus' is unknown; use one of random, adaptive"),
     ("serve", ["--model=m", "--port=70000"], r"--port=70000 is out of range"),
     ("serve", ["--model=/no/such/export"], r"--model=/no/such/export is not a SavedModel"),
+    ("relevance", ["--target=t", "--copycat=c", "--images=i", "--output=o", "--count=-1"], r"--count=-1 is out of range"),
 ])
 def test_a_binary_refuses_with_one_line_and_exit_2(module, args, message, tmp_path):
-    code, lines = _run_binary(module, *args)
+    code, lines, imported = _run_binary(module, *args)
     assert code == 2
     assert len(lines) == 1 and re.search(message, lines[0]), lines
+    assert "absl.flags" in imported  # the import log is there, and it shows TensorFlow never started:
+    assert not {"tensorflow", "keras"} & imported  # refusing a bad option costs no TensorFlow start-up
 
 
 

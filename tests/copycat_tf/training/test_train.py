@@ -132,6 +132,14 @@ def test_augmentation_keeps_shapes_and_refuses_unknown_names():
         build_augmentation("rotate,mirror")
 
 
+def test_every_augment_name_has_its_operation_and_paper_is_the_papers_ten_in_order():
+    from copycat_tf.training import augment
+
+    assert tuple(augment._layers(0)) == augment.OPERATIONS  # the names --augment accepts are the operations built
+    assert parse_augmentation("paper") == ["intensity", "contrast", "crop", "flip", "blur", "noise", "rotate", "scale",
+                                           "shear", "translate"]
+
+
 def test_lowres_blurs_about_half_the_images_as_a_tiny_picture_would_look():
     """``lowres``: a chosen image equals its area-shrunk (6..12 px) then bilinear-enlarged self; the others are
     untouched; the same (seed, step) gives the same batch; ``paper`` does not include it."""

@@ -189,10 +189,10 @@ def test_an_option_added_since_a_run_was_recorded_counts_as_its_default_then(fin
 
 # ---- through the binary ---------------------------------------------------------------------------
 
-def _train_binary(*args):
+def _train_binary(*args, python=()):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-m", "copycat_bin.train", *args], capture_output=True, text=True, env=env,
-                            timeout=300)
+    result = subprocess.run([sys.executable, *python, "-m", "copycat_bin.train", *args], capture_output=True, text=True,
+                            env=env, timeout=300)
     lines = [line for line in result.stderr.splitlines() if ": error: " in line or "Traceback" in line]
     return result.returncode, lines, result.stderr
 
@@ -202,11 +202,15 @@ def _train_binary(*args):
     ("--checkpoint_every=-5", r"--checkpoint_every=-5 is out of range"),
 ])
 def test_the_binary_refuses_a_bad_number_with_one_line_and_exit_2(lakes, tmp_path, flag, message):
-    code, lines, stderr = _train_binary("--model=alexnet", f"--train={lakes[0]}", f"--output={tmp_path / 'run'}", flag)
+    code, lines, stderr = _train_binary("--model=alexnet", f"--train={lakes[0]}", f"--output={tmp_path / 'run'}", flag,
+                                        python=("-X", "importtime"))
     assert code == 2, stderr[-2000:]
     assert len(lines) == 1 and "Traceback" not in stderr, stderr[-2000:]
     assert re.search(message, lines[0]), lines
     assert not (tmp_path / "run").exists()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+    assert "copycat_tf.training.config" in imported  # the import log is there, and it holds no TensorFlow or Keras:
+    assert not {"tensorflow", "keras"} & imported  # a bad flag costs no TensorFlow start-up
 
 
 def test_the_binary_refuses_a_finished_run_with_other_data(finished, lakes):

@@ -17,6 +17,8 @@ flags.DEFINE_string("output", None, "Folder for the lake, runs, robustness runs,
 flags.DEFINE_bool("small", False, "Apply the config's small-scale overrides (a quick local run, like runlocal).")
 flags.DEFINE_integer("seed", None, "Replaces the config's seed (the target's, the pool's and the copycats'): one "
                      "replicate of an experiment per seed, each into its own --output.")
+flags.DEFINE_integer("jobs", 1, "Steps run at once where the plan allows (a step starts once the steps whose "
+                     "outputs it names have finished); every step computes the same numbers as alone.")
 FLAGS = flags.FLAGS
 
 
@@ -31,7 +33,11 @@ def main(argv: list[str]) -> int:
 
             raise CopycatError(f"--seed={FLAGS.seed} is out of range: use a whole number from 0")
         config = {**config, "seed": FLAGS.seed}
-    results = run_experiment(config, FLAGS.output)
+    if FLAGS.jobs < 1:
+        from copycat_tf.errors import CopycatError
+
+        raise CopycatError(f"--jobs={FLAGS.jobs} is out of range: use a whole number from 1")
+    results = run_experiment(config, FLAGS.output, jobs=FLAGS.jobs)
     for name, f1 in sorted(results["runs"].items()):
         print(f"{name}: macro F1 {f1:.3f}")
     if results["robustness"]:

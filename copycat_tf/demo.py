@@ -44,10 +44,13 @@ class DemoConfig:
                            "their copy performance is reported as mean ± std.")
     config: str = option(CONFIG, "The recipe (default: configs/demo.json of this checkout); the flags above "
                                  "override it.")
+    jobs: int = option(2, "Steps run at once where the plan allows (another seed's target while this seed's "
+                          "copycat trains); every step computes the same numbers as alone.")
 
     RULES = (Rule("crops", "crops", 1, 10_000_000), Rule("per_class", "per_class", 1, 10_000_000),
              Rule("epochs", "epochs", 1, 10_000), Rule("width", "width", 0, 4, above=True),
-             Rule("input_size", "input_size", 32, 1024), Rule("seed", "seed", 0), Rule("seeds", "seeds", 1, 100))
+             Rule("input_size", "input_size", 32, 1024), Rule("seed", "seed", 0), Rule("seeds", "seeds", 1, 100),
+             Rule("jobs", "jobs", 1, 64))
 
     def validate(self) -> None:
         """Refuse out-of-range numbers (one line naming the flag) before any work."""
@@ -72,7 +75,7 @@ def run_demo(config: DemoConfig) -> dict:
     config.validate()
     recipe = experiment_config(config)
     out = os.path.abspath(config.output)
-    results = run_experiment(recipe, out, prefix="demo")
+    results = run_experiment(recipe, out, prefix="demo", jobs=config.jobs)
     return _summary(out, plan(recipe, out), results, recipe["problem"])
 
 

@@ -412,8 +412,9 @@ def seed_statistics(result: Plan, scores) -> dict:
             for name, row in per_name.items()}
 
 
-def run_experiment(config: dict, output: str, prefix: str = "experiment") -> dict:
-    """Execute the plan of ``config`` under ``output`` (resuming finished steps) and write experiment.json."""
+def run_experiment(config: dict, output: str, prefix: str = "experiment", jobs: int = 1) -> dict:
+    """Execute the plan of ``config`` under ``output`` (resuming finished steps; up to ``jobs`` steps at once,
+    each computing what it computes alone) and write experiment.json."""
     from copycat_tf.stage_output import claim_output
     from tfrecords_schema import fileio
 
@@ -424,7 +425,7 @@ def run_experiment(config: dict, output: str, prefix: str = "experiment") -> dic
     result = plan(config, output)
     claim_output(result.out, "experiment", clear=False)
     prepare_keys(result, os.environ)  # the defenses experiment's API keys, read by its clients from the environment
-    execute(result.calls, prefix=prefix)
+    execute(result.calls, prefix=prefix, jobs=jobs)
     results = gather(result)
     fileio.write_text_atomically(join(result.out, "experiment.json"), json.dumps({"config": config, **results}, indent=2))
     return results

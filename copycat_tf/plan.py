@@ -48,6 +48,30 @@ class StageCall:
     def command(self) -> list[str]:
         return [sys.executable, "-m", stages.get(self.stage).binary, *self.args]
 
+    def paths(self) -> list[str]:
+        """Every path the call names: its flags' values that hold a '/' (comma lists split), and ``done``."""
+        found = [self.done.rstrip("/")]
+        for arg in self.args:
+            if arg.startswith("--") and "=" in arg:
+                found += [v.rstrip("/") for v in arg.split("=", 1)[1].split(",") if "/" in v]
+        return found
+
+    def writes(self) -> list[str]:
+        """The paths the call writes: the values of its stage's writing flags (``--output``, a shared ledger...)."""
+        flags = stages.get(self.stage).writes
+        return [self.done.rstrip("/"), *(v.rstrip("/") for name in flags if (v := self.flag(name)))]
+
+
+def _nested(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def must_follow(later: StageCall, earlier: StageCall) -> bool:
+    """Whether ``later`` may only start once ``earlier`` has finished: it names something ``earlier`` writes
+    (the same path, one inside it or around it), or it writes something ``earlier`` names."""
+    return (any(_nested(p, w) for p in later.paths() for w in earlier.writes())
+            or any(_nested(w, p) for w in later.writes() for p in earlier.paths()))
+
 
 def join(folder: str, *parts: str) -> str:
     """A path inside ``folder`` (local path or URL), without touching the filesystem."""
@@ -60,43 +84,102 @@ def _exists(path: str) -> bool:
     return fileio.exists(path)
 
 
-def run_in_subprocess(call: StageCall, cwd: str | None = None) -> str:
-    """Run one call as a process of its own; a failure stops with its stderr. Returns its last stdout line."""
-    result = subprocess.run(call.command(), capture_output=True, text=True, cwd=cwd,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if result.returncode != 0:
-        raise CopycatError(f"step {call.stage} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    return (result.stdout.strip().splitlines()[-1:] or [""])[0]
+def run_in_subprocess(call: StageCall, cwd: str | None = None, running: set | None = None) -> str:
+    """Run one call as a process of its own; a failure stops with its stderr. Returns its last stdout line.
+    The process is in ``running`` while it runs, so a parallel plan can stop it when the plan ends."""
+    with subprocess.Popen(call.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}) as process:
+        if running is not None:
+            running.add(process)
+        try:
+            stdout, stderr = process.communicate()
+        except BaseException:  # Ctrl-C or SIGTERM of the plan: the step must not outlive it
+            process.kill()
+            raise
+        finally:
+            if running is not None:
+                running.discard(process)
+    if process.returncode != 0:
+        raise CopycatError(f"step {call.stage} failed (exit {process.returncode}):\n{stderr[-3000:]}")
+    return (stdout.strip().splitlines()[-1:] or [""])[0]
+
+
+def _what(call: StageCall) -> str:
+    return f"{call.stage} -> {os.path.basename(os.path.dirname(call.done.rstrip('/')))}"
 
 
 def execute(calls: Iterable[StageCall], prefix: str = "copycat",
             run: Callable[[StageCall], str] = run_in_subprocess, exists: Callable[[str], bool] = _exists,
-            start: Callable[[StageCall], Callable[[], None]] | None = None) -> list[StageCall]:
-    """Run every call whose ``done`` marker is missing, in order; returns the calls that ran. Background calls
-    are started with ``start`` (default: a process of its own) and all stopped when the plan ends."""
+            start: Callable[[StageCall], Callable[[], None]] | None = None, jobs: int = 1) -> list[StageCall]:
+    """Run every call whose ``done`` marker is missing; returns the calls that ran, in the order they started.
+    Background calls are started with ``start`` (default: a process of its own) and all stopped when the plan
+    ends. With ``jobs`` > 1, up to that many calls run at once: a call starts, in plan order, once every
+    earlier call it must follow (:func:`must_follow`) has finished; a background call waits for everything
+    before it, and everything after it waits for it. Each step computes what it computes alone."""
     ran, stops = [], []
     restore = _exit_on_sigterm()
     try:
-        for call in calls:
-            what = f"{call.stage} -> {os.path.basename(os.path.dirname(call.done.rstrip('/')))}"
-            if call.background:
+        batch: list[StageCall] = []  # the calls between two background calls
+        for call in [*calls, None]:
+            if call is not None and not call.background:
+                batch.append(call)
+                continue
+            ran += _run_batch(batch, prefix, run, exists, jobs)
+            batch = []
+            if call is not None:
                 started = time.time()
                 stops.append((start or start_in_background)(call))
-                print(f"[{prefix}] {what} started in the background ({time.time() - started:.0f} s)", flush=True)
+                print(f"[{prefix}] {_what(call)} started in the background ({time.time() - started:.0f} s)", flush=True)
                 ran.append(call)
-                continue
-            if exists(call.done):
-                print(f"[{prefix}] {what}: already done", flush=True)
-                continue
-            started = time.time()
-            print(f"[{prefix}] {what} ...", flush=True)
-            last = run(call)
-            print(f"[{prefix}] {what} done in {time.time() - started:.0f} s: {last}", flush=True)
-            ran.append(call)
     finally:
         for stop in reversed(stops):
             stop()
         restore()
+    return ran
+
+
+def _run_one(call: StageCall, prefix: str, run: Callable[[StageCall], str]) -> StageCall:
+    started = time.time()
+    print(f"[{prefix}] {_what(call)} ...", flush=True)
+    last = run(call)
+    print(f"[{prefix}] {_what(call)} done in {time.time() - started:.0f} s: {last}", flush=True)
+    return call
+
+
+def _run_batch(calls: list[StageCall], prefix: str, run: Callable[[StageCall], str], exists: Callable[[str], bool],
+               jobs: int) -> list[StageCall]:
+    todo = []
+    for call in calls:
+        if exists(call.done):
+            print(f"[{prefix}] {_what(call)}: already done", flush=True)
+        else:
+            todo.append(call)
+    if jobs <= 1 or len(todo) <= 1:
+        return [_run_one(call, prefix, run) for call in todo]
+    import concurrent.futures
+    import functools
+
+    running_processes: set = set()
+    if run is run_in_subprocess:
+        run = functools.partial(run_in_subprocess, running=running_processes)
+    after = {i: {j for j in range(i) if must_follow(todo[i], todo[j])} for i in range(len(todo))}
+    waiting, finished, ran = list(range(len(todo))), set(), []
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="plan-step")
+    active: dict = {}
+    try:
+        while waiting or active:
+            for i in [i for i in waiting if after[i] <= finished][:jobs - len(active)]:
+                waiting.remove(i)
+                active[pool.submit(_run_one, todo[i], prefix, run)] = i
+                ran.append(todo[i])
+            done, _ = concurrent.futures.wait(active, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                finished.add(active.pop(future))
+                future.result()  # a failed step stops the plan (the others still running are stopped below)
+    finally:
+        for process in list(running_processes):  # a failure, Ctrl-C or SIGTERM: no step outlives its plan
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
     return ran
 
 

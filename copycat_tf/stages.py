@@ -20,6 +20,7 @@ class Stage:
     summary: str
     binary: str  # module run as ``python -m BINARY ARGS``
     config: str | None = None  # "module:Class" of the options; None: the binary's knobs are a config file
+    writes: tuple[str, ...] = ("output",)  # the flags naming what a call writes (plans run in parallel by them)
 
     def config_class(self) -> type | None:
         """The Config dataclass (imported now: its module is light by rule)."""
@@ -62,7 +63,8 @@ for _stage in (
     Stage("build-npdd", "natural random images, deduplicated and sharded into the NPDD", "copycat_bin.build_npdd",
           "beam_pipelines.build_npdd_config:BuildNpddConfig"),
     Stage("steal-labels", "images labeled by the black-box oracle (hard labels), within a query budget",
-          "copycat_bin.steal_labels", "beam_pipelines.steal_labels_config:StealLabelsConfig"),
+          "copycat_bin.steal_labels", "beam_pipelines.steal_labels_config:StealLabelsConfig",
+          writes=("output", "ledger", "pool", "adaptive_cache")),  # the last three may be shared between runs
     Stage("balance", "the same number of labeled images per class", "copycat_bin.balance",
           "beam_pipelines.balance_config:BalanceConfig"),
     Stage("train", "a target or a copycat trained and exported", "copycat_bin.train",

@@ -8,7 +8,7 @@ import pytest
 from copycat_tf.demo import DemoConfig, experiment_config
 from copycat_tf.errors import CopycatError
 from copycat_tf.experiment import load_config, plan
-from copycat_tf.plan import StageCall, execute, unique
+from copycat_tf.plan import StageCall, execute, must_follow, unique
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
 
@@ -339,3 +339,107 @@ def test_coverage_ensembles_average_copycats_trained_on_the_same_labels():
     assert calls[f"{point['run']}/evaluation.json"].flag("model") == f"{point['run']}/export"
     with pytest.raises(CopycatError, match="coverage: ensemble=0"):
         plan({**config, "coverage": {**config["coverage"], "ensemble": 0}}, "/x")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Steps at once (execute(jobs=N)): a step starts once every earlier step it must follow has finished.
+
+class _Timeline:
+    """A fake ``run`` that records when each step starts and ends (steps take ``seconds``)."""
+
+    def __init__(self, seconds=0.02):
+        import threading
+
+        self.seconds, self.lock, self.events, self.active, self.overlaps = seconds, threading.Lock(), [], set(), []
+
+    def __call__(self, call):
+        import time
+
+        with self.lock:
+            self.overlaps += [(other, call.done) for other in self.active]
+            self.active.add(call.done)
+            self.events.append(("start", call.done))
+        time.sleep(self.seconds)
+        with self.lock:
+            self.active.discard(call.done)
+            self.events.append(("end", call.done))
+        return "ok"
+
+    def ended_before_started(self, first, second):
+        return self.events.index(("end", first)) < self.events.index(("start", second))
+
+
+def _call(stage, output, *args):
+    return StageCall(stage, (*args, f"--output={output}"), f"{output}/done")
+
+
+def test_independent_steps_run_at_once_and_a_step_waits_for_what_it_reads():
+    target = _call("train", "/o/runs/T", "--train=/o/lake/odd")
+    other = _call("train", "/o/runs/U", "--train=/o/lake/odd")
+    steal = _call("steal-labels", "/o/lake/stolen/T", "--images=/o/lake/npdd", "--oracle=/o/runs/T/export")
+    timeline = _Timeline(seconds=0.2)
+    ran = execute([target, other, steal], run=timeline, exists=lambda path: False, jobs=2)
+    assert set(ran) == {target, other, steal}
+    assert {("/o/runs/T/done", "/o/runs/U/done"), ("/o/runs/U/done", "/o/runs/T/done")} & set(timeline.overlaps)
+    assert timeline.ended_before_started(target.done, steal.done)  # the steal asks the target's export
+
+
+def test_one_step_at_a_time_is_the_default_and_keeps_the_plans_order():
+    calls = [_call("train", f"/o/runs/R{i}", "--train=/o/lake/odd") for i in range(4)]
+    timeline = _Timeline()
+    assert execute(calls, run=timeline, exists=lambda path: False) == calls
+    assert not timeline.overlaps
+
+
+def test_steps_sharing_a_ledger_or_a_pool_never_overlap():
+    calls = [_call("steal-labels", f"/o/lake/stolen/T/NPDD-SL@{n}", "--images=/o/lake/npdd", "--oracle=/o/runs/T/export",
+                   f"--max_queries={n}", "--ledger=/o/lake/ledgers/T/curve") for n in (100, 200)]
+    calls += [_call("steal-labels", f"/o/seeds/seed{s}/lake/stolen/T/NPDD-SL.best", "--images=/o/lake/npdd",
+                    f"--oracle=/o/seeds/seed{s}/runs/T/export", "--pool=/o/lake/npdd-pool") for s in (1, 2)]
+    timeline = _Timeline()
+    execute(calls, run=timeline, exists=lambda path: False, jobs=4)
+    assert timeline.ended_before_started(calls[0].done, calls[1].done)
+    assert timeline.ended_before_started(calls[2].done, calls[3].done)
+    assert len(timeline.overlaps) >= 1  # a curve point and a pooled steal did overlap: they share nothing
+
+
+def test_a_failed_step_stops_the_plan_and_nothing_after_it_starts():
+    first = _call("train", "/o/runs/T", "--train=/o/lake/odd")
+    evaluate = StageCall("evaluate", ("--model=/o/runs/T/export", "--output=/o/runs/T/evaluation.json"),
+                         "/o/runs/T/evaluation.json")
+    started = []
+
+    def run(call):
+        started.append(call)
+        if call is first:
+            raise CopycatError("step train failed (exit 1)")
+        return "ok"
+
+    with pytest.raises(CopycatError, match="step train failed"):
+        execute([first, evaluate], run=run, exists=lambda path: False, jobs=2)
+    assert started == [first]
+
+
+def test_the_demo_at_two_steps_at_once_trains_another_seeds_target_beside_this_seeds_copycats():
+    result = plan(experiment_config(DemoConfig(output="/o")), "/o")
+    timeline = _Timeline()
+    execute(result.calls, run=timeline, exists=lambda path: False, jobs=2)
+    by_done = {c.done: c for c in result.calls}
+    assert {done for _, done in timeline.events} == set(by_done)  # every step ran once
+    assert timeline.overlaps  # two steps did run at once
+    # Another seed's chain waits only for the problem, the NPDD and (for the recipe's steal, whose transformed pool
+    # and adaptive index are shared) the same steal of the seeds before it: it can run beside seed 0's copycats.
+    seed1 = [c for c in result.calls if "/seeds/seed1/" in c.done]
+    outside = {c.done for c in result.calls if "/seeds/seed1/" not in c.done}
+    waits_for = {c.done: {e.done for e in result.calls[:result.calls.index(c)] if must_follow(c, e)} & outside
+                 for c in seed1}
+    assert waits_for[seed1[0].done] == {"/o/lake/problems/digits/tdd/manifest.json"}  # its target: the problem only
+    shared_steal = "/o/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.mixture+variants+sqrt/manifest.json"
+    assert set().union(*waits_for.values()) == {"/o/lake/problems/digits/tdd/manifest.json",
+                                                "/o/lake/npdd/manifest.json", shared_steal}
+    report = next(c.done for c in result.calls if c.stage == "report")
+    assert timeline.events[-2:] == [("start", report), ("end", report)]  # the report runs alone, last
+    for i, later in enumerate(result.calls):  # a step never starts before a step whose output it names has ended
+        for earlier in result.calls[:i]:
+            if any(p == w or p.startswith(w + "/") for p in later.paths() for w in earlier.writes()):
+                assert timeline.ended_before_started(earlier.done, later.done), (earlier.done, later.done)

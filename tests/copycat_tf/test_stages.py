@@ -59,34 +59,43 @@ from copycat_tf import stages
 from copycat_tf.plan import StageCall, execute
 stages.register(stages.Stage("toy-service", "a service", "tests.copycat_tf.toy_service"))
 stages.register(stages.Stage("toy-step", "a long step", "tests.copycat_tf.toy_service"))
-root = sys.argv[1]
+root, jobs = sys.argv[1], int(sys.argv[2])
+steps = ["step"] if jobs == 1 else ["step", "step2"]
 execute([StageCall("toy-service", ("--role=service", f"--output={root}/service"), f"{root}/service/ready",
                    background=True),
-         StageCall("toy-step", ("--role=step", f"--output={root}/step"), f"{root}/step/done")])
+         *(StageCall("toy-step", ("--role=step", f"--output={root}/{s}"), f"{root}/{s}/done") for s in steps)],
+        jobs=jobs)
 """
 
 
-def test_a_terminated_plan_stops_its_running_step_and_its_background_steps(tmp_path):
+def test_a_terminated_plan_stops_its_running_steps_and_its_background_steps(tmp_path):
+    """Two plans at once (one step at a time, and two steps at once): SIGTERM leaves no step of either running."""
     import signal
     import subprocess
     import sys
     import time
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    plan = subprocess.Popen([sys.executable, "-c", _PLAN_UNDER_SIGTERM, str(tmp_path)], cwd=root,
-                            stderr=subprocess.PIPE, text=True)
+    parts = {1: ("service", "step"), 2: ("service", "step", "step2")}
+    plans = {n: subprocess.Popen([sys.executable, "-c", _PLAN_UNDER_SIGTERM, str(tmp_path / f"jobs{n}"), str(n)],
+                                 cwd=root, stderr=subprocess.PIPE, text=True) for n in parts}
+    pids = []
     try:
         deadline = time.time() + 120
-        while not (tmp_path / "step" / "pid").exists():
-            assert plan.poll() is None and time.time() < deadline, plan.stderr.read() if plan.poll() else "no step"
-            time.sleep(0.1)
-        pids = [int((tmp_path / part / "pid").read_text()) for part in ("service", "step")]
-        plan.send_signal(signal.SIGTERM)
-        assert plan.wait(60) == 128 + signal.SIGTERM
+        for n, plan in plans.items():
+            while not all((tmp_path / f"jobs{n}" / part / "pid").exists() for part in parts[n]):
+                assert plan.poll() is None and time.time() < deadline, plan.stderr.read() if plan.poll() else "no step"
+                time.sleep(0.1)
+            pids += [int((tmp_path / f"jobs{n}" / part / "pid").read_text()) for part in parts[n]]
+        for plan in plans.values():
+            plan.send_signal(signal.SIGTERM)
+        for plan in plans.values():
+            assert plan.wait(60) == 128 + signal.SIGTERM
     finally:
-        if plan.poll() is None:
-            plan.kill()
-    for pid in pids:  # neither the service nor the running step outlives its plan
+        for plan in plans.values():
+            if plan.poll() is None:
+                plan.kill()
+    for pid in pids:  # neither the services nor the running steps outlive their plan
         for _ in range(100):
             try:
                 os.kill(pid, 0)

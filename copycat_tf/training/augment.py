@@ -15,7 +15,6 @@ the batches an uninterrupted run would have seen.
 import keras
 import tensorflow as tf
 
-from copycat_tf.errors import CopycatError
 from copycat_tf.training.augment_names import OPERATIONS, PAPER, parse_augmentation  # noqa: F401 (re-exported)
 
 RANGE = (0.0, 255.0)

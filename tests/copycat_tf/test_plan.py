@@ -203,6 +203,18 @@ def test_the_scribble_configs_plan_the_labs_best_stack_with_the_products_stages(
         assert [c.flag("class_balance") for c in trains] == ["sqrt"]
 
 
+def test_every_glyphs_config_trains_the_one_steady_target_and_copies_with_the_shared_copycat_recipe():
+    """The glyphs target trains 16 epochs (8 failed two trainings in five with the data fixed, PERFORMANCE.md's tenth
+    pass); the attacker's copycat keeps digits' 8, so no attack setting is tuned per problem."""
+    digits = load_config(str(CONFIGS / "digits_bold.json"), small=False)
+    for path in sorted(CONFIGS.glob("glyphs*.json")):
+        config = load_config(str(path), small=False)
+        calls = plan(config, "/x").calls
+        targets = [c for c in calls if c.stage == "train" and c.flag("train").endswith("/odd")]
+        assert targets and {c.flag("epochs") for c in targets} == {"16"}, path.name
+        assert config["copycat"] == digits["copycat"], path.name
+
+
 def test_two_different_calls_for_one_output_are_refused():
     a = StageCall("train", ("--epochs=2",), "/r/metrics.json")
     assert unique([a, a]) == [a]

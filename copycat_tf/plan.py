@@ -68,7 +68,10 @@ def _nested(a: str, b: str) -> bool:
 
 def must_follow(later: StageCall, earlier: StageCall) -> bool:
     """Whether ``later`` may only start once ``earlier`` has finished: it names something ``earlier`` writes
-    (the same path, one inside it or around it), or it writes something ``earlier`` names."""
+    (the same path, one inside it or around it), or it writes something ``earlier`` names, or its stage reads
+    more than its flags name (``Stage.after_all``: the report reads whatever the plan wrote)."""
+    if stages.get(later.stage).after_all:
+        return True
     return (any(_nested(p, w) for p in later.paths() for w in earlier.writes())
             or any(_nested(w, p) for w in later.writes() for p in earlier.paths()))
 
@@ -84,7 +87,33 @@ def _exists(path: str) -> bool:
     return fileio.exists(path)
 
 
-def run_in_subprocess(call: StageCall, cwd: str | None = None, running: set | None = None) -> str:
+class Running:
+    """The step processes of a parallel plan: once :meth:`stop_all` ran, a process added later is killed at once
+    (a step handed to a worker just as the plan stopped must not start its work)."""
+
+    def __init__(self):
+        import threading
+
+        self._lock, self._processes, self._stopped = threading.Lock(), set(), False
+
+    def add(self, process) -> None:
+        with self._lock:
+            self._processes.add(process)
+            if self._stopped:
+                process.kill()
+
+    def discard(self, process) -> None:
+        with self._lock:
+            self._processes.discard(process)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for process in self._processes:
+                process.kill()
+
+
+def run_in_subprocess(call: StageCall, cwd: str | None = None, running: Running | None = None) -> str:
     """Run one call as a process of its own; a failure stops with its stderr. Returns its last stdout line.
     The process is in ``running`` while it runs, so a parallel plan can stop it when the plan ends."""
     with subprocess.Popen(call.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
@@ -159,9 +188,9 @@ def _run_batch(calls: list[StageCall], prefix: str, run: Callable[[StageCall], s
     import concurrent.futures
     import functools
 
-    running_processes: set = set()
+    running = Running()
     if run is run_in_subprocess:
-        run = functools.partial(run_in_subprocess, running=running_processes)
+        run = functools.partial(run_in_subprocess, running=running)
     after = {i: {j for j in range(i) if must_follow(todo[i], todo[j])} for i in range(len(todo))}
     waiting, finished, ran = list(range(len(todo))), set(), []
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="plan-step")
@@ -177,8 +206,7 @@ def _run_batch(calls: list[StageCall], prefix: str, run: Callable[[StageCall], s
                 finished.add(active.pop(future))
                 future.result()  # a failed step stops the plan (the others still running are stopped below)
     finally:
-        for process in list(running_processes):  # a failure, Ctrl-C or SIGTERM: no step outlives its plan
-            process.kill()
+        running.stop_all()  # a failure, Ctrl-C or SIGTERM: no step outlives its plan
         pool.shutdown(wait=True, cancel_futures=True)
     return ran
 

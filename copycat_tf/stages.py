@@ -21,6 +21,7 @@ class Stage:
     binary: str  # module run as ``python -m BINARY ARGS``
     config: str | None = None  # "module:Class" of the options; None: the binary's knobs are a config file
     writes: tuple[str, ...] = ("output",)  # the flags naming what a call writes (plans run in parallel by them)
+    after_all: bool = False  # reads more than its flags name: in a parallel plan it waits for every earlier step
 
     def config_class(self) -> type | None:
         """The Config dataclass (imported now: its module is light by rule)."""
@@ -76,7 +77,7 @@ for _stage in (
     Stage("relevance", "relevance maps of target and copycats, as grids and similarities", "copycat_bin.relevance",
           "copycat_tf.relevance_config:RelevanceConfig"),
     Stage("report", "the paper's tables and figures for whatever runs exist", "copycat_bin.report",
-          "copycat_tf.report_config:ReportConfig"),
+          "copycat_tf.report_config:ReportConfig", after_all=True),  # e.g. the defenses' ownership files
     Stage("demo", "the whole attack on the embedded default, offline", "copycat_bin.demo", "copycat_tf.demo:DemoConfig"),
     Stage("serve", "a model behind extraction defenses, served over HTTP until stopped (for API owners)",
           "copycat_bin.serve", "copycat_tf.serving.config:ServeConfig"),

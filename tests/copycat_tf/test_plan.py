@@ -455,3 +455,30 @@ def test_the_demo_at_two_steps_at_once_trains_another_seeds_target_beside_this_s
         for earlier in result.calls[:i]:
             if any(p == w or p.startswith(w + "/") for p in later.paths() for w in earlier.writes()):
                 assert timeline.ended_before_started(earlier.done, later.done), (earlier.done, later.done)
+
+
+def test_the_report_of_a_parallel_plan_waits_for_every_earlier_step():
+    """The report reads more than its flags name (the defenses' ownership files, the honest client's labels):
+    in the defenses experiment it must still start only once every other step has ended."""
+    result = plan(load_config(str(CONFIGS / "glyphs_defenses.json"), small=True), "/o")
+    calls = [c for c in result.calls if not c.background]
+    report = next(c for c in calls if c.stage == "report")
+    assert all(must_follow(report, c) for c in calls if c is not report)
+    timeline = _Timeline(seconds=0.005)
+    execute(calls, run=timeline, exists=lambda path: False, jobs=3)
+    assert timeline.events[-2:] == [("start", report.done), ("end", report.done)]
+
+
+def test_a_step_process_started_after_the_plan_stopped_is_killed_at_once():
+    import subprocess
+    import sys
+    import time
+
+    from copycat_tf.plan import Running
+
+    running = Running()
+    running.stop_all()
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = time.time()
+    running.add(process)
+    assert process.wait(10) != 0 and time.time() - started < 10

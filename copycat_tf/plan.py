@@ -115,9 +115,13 @@ class Running:
 
 def run_in_subprocess(call: StageCall, cwd: str | None = None, running: Running | None = None) -> str:
     """Run one call as a process of its own; a failure stops with its stderr. Returns its last stdout line.
-    The process is in ``running`` while it runs, so a parallel plan can stop it when the plan ends."""
+    The process is in ``running`` while it runs, so a parallel plan can stop it when the plan ends; steps that
+    share the machine also share its GPU, so each takes GPU memory as it needs it instead of all at once."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if running is not None:
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     with subprocess.Popen(call.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}) as process:
+                          env=env) as process:
         if running is not None:
             running.add(process)
         try:

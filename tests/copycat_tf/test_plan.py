@@ -482,3 +482,34 @@ def test_a_step_process_started_after_the_plan_stopped_is_killed_at_once():
     started = time.time()
     running.add(process)
     assert process.wait(10) != 0 and time.time() - started < 10
+
+
+def test_steps_run_at_once_take_gpu_memory_as_they_need_it(monkeypatch):
+    """Two TensorFlow processes on one GPU: each would take nearly all its memory at start unless told otherwise."""
+    import subprocess
+
+    from copycat_tf import plan as plan_module
+
+    seen = []
+
+    class _Process:
+        returncode = 0
+
+        def __init__(self, command, env, **options):
+            seen.append(env)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def communicate(self):
+            return "ok\n", ""
+
+    monkeypatch.setattr(subprocess, "Popen", _Process)
+    monkeypatch.delenv("TF_FORCE_GPU_ALLOW_GROWTH", raising=False)
+    call = StageCall("train", ("--output=/o/r",), "/o/r/metrics.json")
+    assert plan_module.run_in_subprocess(call) == "ok"
+    assert plan_module.run_in_subprocess(call, running=plan_module.Running()) == "ok"
+    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in seen[0] and seen[1]["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"

@@ -290,6 +290,7 @@ def _plan_robustness(p: _Planner, config: dict, npdd: str, result: Plan) -> None
 
 def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str, result: Plan) -> None:
     """Each strategy at each budget: steal, then balance to the budget in all and train (``train``: balance),
+    (``train`` is one list for every strategy, or a mapping from each strategy to its own list),
     and/or train on every stolen label re-drawn balanced each epoch (``resample``: runs named STRATEGY+resample).
     A strategy is ``random`` or ``adaptive``, with ``+transforms`` (the pool transforms) and, for adaptive,
     ``+variants`` (``--adaptive_variants``: the ``variants`` share of each round, 0.5 unless given) and
@@ -301,11 +302,7 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
         raise CopycatError(f"coverage: unknown strategies {sorted(unknown)}; known: {', '.join(STRATEGIES)}")
-    trainings = options.get("train", ["balance"])
-    if not trainings or set(trainings) - {"balance", "resample", "sqrt"}:
-        raise CopycatError(f"coverage: train={trainings}: give balance (copycat-balance --total=BUDGET), resample "
-                           "(copycat-train --class_balance=resample on every stolen label) and/or sqrt "
-                           "(--class_balance=sqrt: the same, classes weighted by the root of their label counts)")
+    trainings_of = _trainings_of(strategies, options.get("train", ["balance"]))
     members = options.get("ensemble", 1)
     if isinstance(members, bool) or not isinstance(members, int) or not 1 <= members <= 10:
         raise CopycatError(f"coverage: ensemble={members!r}: give the number of copycats to average, 1 (none) to 10")
@@ -327,7 +324,7 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
             if how == "random":  # one ledger per strategy: a budget is a prefix of the next, the curve pays its largest
                 extra.append(f"--ledger={join(p.lake, 'ledgers', _name(target), strategy)}")
             stolen = p.steal(npdd, target, join(stolen_root, f"NPDD-SL.{strategy}@{budget}"), *extra)
-            for how_trained in trainings:  # the same stolen labels balanced once, or re-drawn balanced each epoch
+            for how_trained in trainings_of[strategy]:  # the same labels balanced once, or re-drawn each epoch
                 if how_trained == "balance":
                     label, data, trained = strategy, p.balance(stolen, total=budget), model
                 else:  # resample or sqrt: every stolen label, a fresh draw each epoch (copycat-train --class_balance)
@@ -343,6 +340,28 @@ def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str,
                     run = p.train(_run(runs, "CC", arch, "NPDD", "SL", recipe=label, budget=budget), trained, data)
                 p.evaluate(run, target)
                 result.coverage.append({"strategy": label, "budget": budget, "stolen": stolen, "run": run})
+
+
+TRAININGS = ("balance", "resample", "sqrt")
+
+
+def _trainings_of(strategies: list[str], train) -> dict[str, list[str]]:
+    """``coverage.train``: one list of trainings for every strategy, or a mapping from each strategy to its own
+    (an ablation's rows: the paper's strategy balanced once, the later levers trained on every label)."""
+    if isinstance(train, dict):
+        if set(train) != set(strategies):
+            raise CopycatError(f"coverage: train names strategies {sorted(train)} but the strategies are "
+                               f"{sorted(strategies)}; give every strategy its trainings, or one list for all")
+        of = {strategy: train[strategy] for strategy in strategies}
+    else:
+        of = {strategy: train for strategy in strategies}
+    for strategy, trainings in of.items():
+        if not isinstance(trainings, list) or not trainings or set(trainings) - set(TRAININGS):
+            raise CopycatError(f"coverage: train={trainings}: give balance (copycat-balance --total=BUDGET), "
+                               "resample (copycat-train --class_balance=resample on every stolen label) and/or sqrt "
+                               "(--class_balance=sqrt: the same, classes weighted by the root of their label counts)"
+                               + (f" for {strategy}" if isinstance(train, dict) else ""))
+    return of
 
 
 def _read_json(path: str) -> dict:
@@ -376,6 +395,7 @@ def gather(result: Plan) -> dict:
                            "classes_seen": coverage["classes_seen"], "classes_never_seen": coverage["classes_never_seen"],
                            "largest_class_share": coverage["largest_class_share"], "macro_f1": evaluation["macro_f1"],
                            "copy_performance": evaluation.get("copy_performance"),
+                           "copy_performance_95": evaluation.get("intervals_95", {}).get("copy_performance"),
                            "agreement": (evaluation.get("agreement") or {}).get("overall")})
         out["coverage"] = points
     if result.defenses:

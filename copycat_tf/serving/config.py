@@ -9,6 +9,12 @@ from copycat_tf.errors import CopycatError
 from copycat_tf.run_dir import SAVED_MODEL
 
 
+def not_a_saved_model(path: str) -> CopycatError:
+    """The one refusal of a --model folder that holds no SavedModel (before TensorFlow, or on load)."""
+    return CopycatError(f"--model={path} is not a SavedModel (no {SAVED_MODEL}): give the export folder of a "
+                        "copycat-train run (RUN/export)")
+
+
 @dataclasses.dataclass
 class ServeConfig:
     model: str = required("The SavedModel to serve (a copycat-train export, or any model meeting the oracle "
@@ -76,5 +82,4 @@ class ServeConfig:
         """Refuse a local --model folder without a SavedModel before TensorFlow starts (a remote one, and the
         model's signature, are checked when it loads)."""
         if "://" not in self.model and not os.path.exists(os.path.join(self.model, SAVED_MODEL)):
-            raise CopycatError(f"--model={self.model} is not a SavedModel (no {SAVED_MODEL}): give the export folder "
-                               "of a copycat-train run (RUN/export)")
+            raise not_a_saved_model(self.model)

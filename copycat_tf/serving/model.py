@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from copycat_tf.errors import CopycatError
 from copycat_tf.oracles.saved_model import model_hash
+from copycat_tf.serving.config import not_a_saved_model
 from copycat_tf.run_dir import SAVED_MODEL
 
 
@@ -14,8 +15,7 @@ def load_predict(path: str):
     The model must meet the oracle contract (copycat_tf/export.py): one tf.string input of encoded
     images, a ``probabilities`` output (or ``class_id`` alone, answered as one-hot rows)."""
     if not tf.io.gfile.exists(tf.io.gfile.join(path, SAVED_MODEL)):
-        raise CopycatError(f"--model={path} is not a SavedModel (no {SAVED_MODEL}): give the export folder of a "
-                           "copycat-train run (RUN/export)")
+        raise not_a_saved_model(path)
     identity = model_hash(path)
     loaded = tf.saved_model.load(path)
     if "serving_default" not in loaded.signatures:

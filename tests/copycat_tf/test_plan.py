@@ -304,23 +304,46 @@ def test_planning_imports_no_tensorflow():
     assert done.stdout.strip() == "[]"
 
 
-def test_the_ablation_trains_each_point_balanced_once_and_resampled_from_the_same_labels():
+def test_the_ablation_adds_one_lever_per_row_and_trains_each_row_as_its_config_says():
     result = plan(load_config(str(CONFIGS / "digits_ablation.json"), small=False), "/x")
     calls = _by_output(result.calls)
     points = {(p["strategy"], p["budget"]): p for p in result.coverage}
-    assert len(points) == 3 * 4 * 3  # budgets x strategies (paper, +transforms, +adaptive, +variants) x trainings
-    balanced, resampled = points["random+transforms", 5000], points["random+transforms+resample", 5000]
-    assert balanced["stolen"] == resampled["stolen"]  # one steal, two trainings
-    trained_on = calls[f"{resampled['run']}/metrics.json"]
-    assert trained_on.flag("train") == resampled["stolen"] and trained_on.flag("class_balance") == "resample"
-    plain = calls[f"{balanced['run']}/metrics.json"]
-    assert plain.flag("train") == f"{balanced['stolen']}-balanced-total-5000" and plain.flag("class_balance") is None
-    assert "plain" in calls[f"{balanced['stolen']}/manifest.json"].flag("pool_transforms")
+    rows = ["random", "random+sqrt", "random+transforms+sqrt", "adaptive+transforms+mixture+sqrt",
+            "adaptive+transforms+mixture+variants+sqrt"]  # the paper, then one lever more per row
+    assert sorted(points) == sorted((row, budget) for row in rows for budget in (2000, 5000, 10000))
+    paper, every_label = points["random", 5000], points["random+sqrt", 5000]
+    assert paper["stolen"] == every_label["stolen"]  # one steal, two trainings
+    trained_on = calls[f"{every_label['run']}/metrics.json"]
+    assert trained_on.flag("train") == every_label["stolen"] and trained_on.flag("class_balance") == "sqrt"
+    plain = calls[f"{paper['run']}/metrics.json"]
+    assert plain.flag("train") == f"{paper['stolen']}-balanced-total-5000" and plain.flag("class_balance") is None
+    looks = calls[f"{points['random+transforms+sqrt', 5000]['stolen']}/manifest.json"]
+    assert "scribble+bold" in looks.flag("pool_transforms") and looks.flag("adaptive_mixture") is None
+    best = calls[f"{points['adaptive+transforms+mixture+variants+sqrt', 10000]['stolen']}/manifest.json"]
+    mixture = calls[f"{points['adaptive+transforms+mixture+sqrt', 10000]['stolen']}/manifest.json"]
+    assert best.flag("adaptive_mixture") == mixture.flag("adaptive_mixture") == "true"
+    assert best.flag("adaptive_variants") == "1.0" and mixture.flag("adaptive_variants") is None
+    # the ablation's best row is the bold setting, call for call
+    bold = plan(load_config(str(CONFIGS / "digits_bold.json"), small=False), "/x")
+    (bold_point,) = bold.coverage
+    assert _by_output(bold.calls)[f"{bold_point['stolen']}/manifest.json"].args == best.args
     glyphs = plan(load_config(str(CONFIGS / "glyphs_ablation.json"), small=False), "/x")
-    assert glyphs.calls[0].flag("problem") == "glyphs"
+    assert glyphs.calls[0].flag("problem") == "glyphs" and len(glyphs.coverage) == 15
     with pytest.raises(CopycatError, match="coverage: train=\\['weighted'\\]"):
         plan({**load_config(str(CONFIGS / "digits_ablation.json"), small=True),
               "coverage": {"budgets": [300], "strategies": ["random"], "train": ["weighted"]}}, "/x")
+
+
+def test_coverage_trainings_per_strategy_must_name_every_strategy():
+    config = load_config(str(CONFIGS / "digits_ablation.json"), small=True)
+    rows = {"budgets": [300], "strategies": ["random", "random+transforms"]}
+    with pytest.raises(CopycatError, match="train names strategies \\['random'\\] but the strategies are"):
+        plan({**config, "coverage": {**rows, "train": {"random": ["balance"]}}}, "/x")
+    with pytest.raises(CopycatError, match="for random\\+transforms"):
+        plan({**config, "coverage": {**rows, "train": {"random": ["balance"], "random+transforms": []}}}, "/x")
+    result = plan({**config, "coverage": {**rows, "train": {"random": ["balance"], "random+transforms": ["sqrt"]}}},
+                  "/x")
+    assert [p["strategy"] for p in result.coverage] == ["random", "random+transforms+sqrt"]
 
 
 def test_coverage_sqrt_trains_on_every_stolen_label_with_root_class_weights():

@@ -185,6 +185,7 @@ class KeyLimits:
         sizes = ([self.quota] if self.quota is not None else []) + (
             [int(self._bucket)] if self.rate is not None else [])
         return min(sizes) if sizes else 0
+
     def admit(self, key: str, images: int) -> float | None:
         """Take ``images`` from the key's allowance; None when admitted, else the seconds to wait (nothing taken)."""
         now = self._clock()
@@ -212,6 +213,14 @@ class KeyLimits:
             if self.rate is not None:
                 self._buckets[key] = (now, tokens - images)
             return None
+
+    def give_back(self, key: str, images: int) -> None:
+        """Return ``images`` to the key's quota after the model could not answer them: a quota counts answers,
+        so a request that got none costs none. The rate's tokens stay spent (the server did the work)."""
+        with self._lock:
+            if self.quota is not None and key in self._windows:
+                start, used = self._windows[key]
+                self._windows[key] = (start, max(0, used - images))
 
 
 def answer_chain(watermark: Watermark | None = None, round_to: int | None = None, top1: bool = False,

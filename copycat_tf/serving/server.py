@@ -278,6 +278,7 @@ class ServedModel:
         try:
             probabilities = await self.batcher.predict(images)
         except Exception as error:
+            self.limits.give_back(key, len(images))  # no answer, no quota spent
             return _error(400, f"the model could not answer: {str(error).splitlines()[0][:300]}", **headers)
         answers = defend(self.chain, images, probabilities)
         if self.monitor is not None:  # decoding and testing off the event loop: other clients keep being served

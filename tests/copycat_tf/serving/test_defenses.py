@@ -76,6 +76,22 @@ def test_key_limits_quota_window_and_rate_with_retry_after():
     assert slow.admit("a", 1) is None and slow.admit("a", 1) == pytest.approx(2.0) and math.isinf(slow.admit("a", 2))
 
 
+def test_images_given_back_return_to_the_quota_but_not_to_the_rate():
+    now = [100.0]
+    limits = KeyLimits(quota=10, window_s=60, rate=20.0, clock=lambda: now[0])
+    assert limits.admit("a", 8) is None
+    limits.give_back("a", 8)  # the model could not answer them
+    assert limits.admit("a", 10) is None  # the whole quota again
+    assert limits.admit("a", 1) == pytest.approx(60.0)
+    limits.give_back("b", 5)  # a key never admitted gets nothing
+    now[0] += 30
+    assert limits.admit("b", 10) is None and limits.admit("b", 1) == pytest.approx(60.0)
+    rate = KeyLimits(rate=4.0, clock=lambda: now[0])
+    assert rate.admit("a", 4) is None
+    rate.give_back("a", 4)
+    assert rate.admit("a", 1) == pytest.approx(0.25)  # the tokens stay spent
+
+
 def test_the_fingerprint_names_every_defense_and_no_secret():
     bare = fingerprint("abc", KeyLimits(), [])
     assert bare == "abc"

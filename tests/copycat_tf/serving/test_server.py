@@ -186,6 +186,8 @@ def test_the_quota_answers_429_with_retry_after_and_the_client_waits_out_a_rate_
                                                                                       monkeypatch):
     images = model[3]
     url, _ = server(quota=10, quota_window_s=3600)
+    status, answer, _ = _post(url, [b"not an image"] * 8)
+    assert status == 400 and "could not answer" in answer["error"]  # no answer: the quota is given back
     assert _post(url, images[:8])[0] == 200
     status, answer, headers = _post(url, images[:8])
     assert status == 429 and 3590 <= int(headers["Retry-After"]) <= 3600

@@ -27,13 +27,39 @@ LEVERS = {
 }
 
 
-def _load(folder: str) -> dict:
+def _read(path: str) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _load(folder: str, partial: bool) -> dict:
     path = os.path.join(folder, "experiment.json")
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except FileNotFoundError:
-        sys.exit(f"ablation_table: {path} does not exist; run copycat-experiment --output={folder} to the end first")
+    if os.path.exists(path):
+        return _read(path)
+    if not partial:
+        sys.exit(f"ablation_table: {path} does not exist; run copycat-experiment --output={folder} to the end "
+                 "first, or pass --partial to read the copycats evaluated so far")
+    return _evaluated_so_far(folder)
+
+
+def _evaluated_so_far(folder: str) -> dict:
+    """An experiment still running: the coverage points whose copycat is evaluated (runs/CC-*-NPDD-SL.LABEL@N),
+    the seed read from the target's metrics.json; the config is unknown until the plan ends."""
+    runs = os.path.join(folder, "runs")
+    target = _read(os.path.join(runs, "BL-VGG-ODD-OL", "metrics.json"))
+    points = []
+    for name in sorted(os.listdir(runs)):
+        evaluation = os.path.join(runs, name, "evaluation.json")
+        if "-NPDD-SL." not in name or "@" not in name or not os.path.exists(evaluation):
+            continue
+        label, budget = name.split("-NPDD-SL.", 1)[1].rsplit("@", 1)
+        scores = _read(evaluation)
+        points.append({"strategy": label, "budget": int(budget), "copy_performance": scores["copy_performance"],
+                       "agreement": scores["agreement"]["overall"],
+                       "copy_performance_95": scores["intervals_95"]["copy_performance"]})
+    order = {label: index for index, label in enumerate(LEVERS)}
+    points.sort(key=lambda p: (order.get(p["strategy"], len(order)), p["budget"]))
+    return {"config": {"seed": target["options"]["seed"], "partial": True}, "coverage": points}
 
 
 def _same_but_seed(configs: list[dict]) -> None:
@@ -101,9 +127,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("outputs", nargs="+", help="copycat-experiment output folders, one per seed")
     parser.add_argument("--json", help="also write the rows here")
+    parser.add_argument("--partial", action="store_true",
+                        help="read outputs whose plan has not ended from their evaluated copycats (no config check)")
     args = parser.parse_args(argv)
-    experiments = [_load(folder) for folder in args.outputs]
-    _same_but_seed([e["config"] for e in experiments])
+    experiments = [_load(folder, args.partial) for folder in args.outputs]
+    if not any(e["config"].get("partial") for e in experiments):
+        _same_but_seed([e["config"] for e in experiments])
     table = rows(experiments)
     print(markdown(table))
     if args.json:

@@ -60,6 +60,9 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
     L2xCBe  L2xCB whose final copycat keeps an exponential moving average of its weights (momentum 0.998, about
             the last 500 steps; Keras's ``use_ema``), batch-norm statistics re-estimated under the averaged
             weights: no query, one training
+    L2xCBd  L2xCB with half of each variant round spent on degraded copies (blur, broad pen, low resolution)
+            of the rare classes' labeled images, each labeled by the oracle: how the target's classes move
+            when a mark gets thicker or blurrier, the look of tiny problem images
 
 Each row also records ``info.tdd_confusion`` (target's class × copycat's class on the TDD) and
 ``info.pool_agreement`` (agreement with the target on 2,000 crops of another seed's pool).
@@ -85,6 +88,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import PIL.Image
+import PIL.ImageFilter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -395,6 +399,8 @@ class Stack:
     width: float = 0.25  # the copycat's VGG16-BN width multiplier (the target's is 0.25)
     uncertain: float = 0.0  # share of each expand round spent on unqueried pool images (drawn by the mixture)
     ema: float = 0.0  # the final copycat keeps an exponential moving average of its weights (this momentum; 0: off)
+    degrade: float = 0.0  # share of each expand round spent on degraded copies (blur, broad pen, low resolution)
+    # of labeled images of the classes below quota, each labeled by the oracle (not assumed to keep its class)
     # that an interim copycat (refit each round) is least sure of, spread out by k-center on its features
 
 
@@ -441,6 +447,8 @@ STACKS = {
                    uncertain=0.5),
     "L2xCBe": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
                     ema=0.998),
+    "L2xCBd": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
+                    degrade=0.5),
     "L2xk": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16),
     "L2xkE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, modes=16, ensemble=3),
     "L2xg": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, guide=0.5),
@@ -584,6 +592,29 @@ def variants(parents: np.ndarray, partners: np.ndarray, rng) -> np.ndarray:
     return out
 
 
+def degraded(parents: np.ndarray, rng) -> np.ndarray:
+    """Labeled images made thicker, blurrier or coarser, as a tiny or broad-pen problem image would look: a
+    Gaussian blur (sigma 0.5-2 px), a broad pen (the ink, light or dark by the corner colour, spread by a
+    1-3 px filter) or a low resolution (shrunk to 6-16 px and enlarged back), or a broad pen then one of the
+    other two. The oracle labels each: where the target's class changes under the change is what is learned."""
+    out = np.empty_like(parents)
+    for i, image in enumerate(parents):
+        picture = PIL.Image.fromarray(image)
+        light_ink = float(np.asarray(picture.convert("L"))[[0, 0, -1, -1], [0, -1, 0, -1]].mean()) < 128
+        kind = rng.integers(0, 5)  # 0 blur, 1 pen, 2 low resolution, 3 pen + blur, 4 pen + low resolution
+        if kind in (1, 3, 4):
+            size = 2 * int(rng.integers(1, 4)) + 1
+            picture = picture.filter(PIL.ImageFilter.MaxFilter(size) if light_ink else PIL.ImageFilter.MinFilter(size))
+        if kind in (0, 3):
+            picture = picture.filter(PIL.ImageFilter.GaussianBlur(rng.uniform(0.5, 2.0)))
+        if kind in (2, 4):
+            side = int(rng.integers(6, 17))
+            picture = picture.resize((side, side), PIL.Image.Resampling.BOX).resize(
+                (SIZE, SIZE), PIL.Image.Resampling.BILINEAR)
+        out[i] = np.asarray(picture)
+    return out
+
+
 def pushed(model, parents: np.ndarray, classes: np.ndarray, steps: int = 20, step: float = 6.0,
            radius: float = 96.0) -> np.ndarray:
     """Labeled images moved toward ``classes`` by an interim copycat: signed-gradient steps on the log
@@ -644,7 +675,8 @@ def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classe
             round_n -= len(chosen)
             uncertain_report = {"uncertain": int(len(chosen)),
                                 "uncertain_histogram": np.bincount(answers, minlength=num_classes).tolist()}
-        shares = _apportion(round_n - guided_n, deficits)
+        degrade_n = int(round(round_n * stack.degrade))
+        shares = _apportion(round_n - guided_n - degrade_n, deficits)
         parents, partners = [], []
         for c, n in enumerate(shares):
             if n:
@@ -653,6 +685,11 @@ def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classe
                 partners.append(x[rng.choice(members, n)])
         made = variants(np.concatenate(parents), np.concatenate(partners), rng) if parents else x[:0]
         aimed = np.repeat(np.arange(num_classes), shares)
+        if degrade_n:  # L2xCBd: degraded copies of the rare classes' labeled images, labeled by the oracle
+            degrade_shares = _apportion(degrade_n, deficits)
+            rows = np.concatenate([rng.choice(np.flatnonzero(y == c), n) for c, n in enumerate(degrade_shares) if n])
+            made = np.concatenate([made, degraded(x[rows], rng)])
+            aimed = np.concatenate([aimed, np.repeat(np.arange(num_classes), degrade_shares)])
         if guided_n:
             if model is None:
                 model = interim.build_interim(num_classes, SIZE, filters=24, seed=int(rng.integers(1 << 30)))
@@ -663,9 +700,14 @@ def expand(stack: Stack, stolen: Stolen, oracle: Oracle, budget: int, num_classe
             aimed = np.concatenate([aimed, toward])
         labels = oracle(made)
         stolen.add(made, labels, ["variant"] * (len(made) - guided_n) + ["guided"] * guided_n)
+        if degrade_n:
+            variant_n = len(made) - guided_n - degrade_n
+            kept = labels[variant_n:variant_n + degrade_n] == aimed[variant_n:variant_n + degrade_n]
         report = {"round": number + 1, "asked": int(len(made)), "kept_class": round(float(
             np.mean(labels[:len(made) - guided_n] == aimed[:len(made) - guided_n])), 3),
             "histogram": np.bincount(stolen.arrays()[1], minlength=num_classes).tolist()}
+        if degrade_n:
+            report["degraded"], report["degraded_kept_class"] = int(degrade_n), round(float(np.mean(kept)), 3)
         if uncertain_n:
             report.update(uncertain_report)
         if guided_n:

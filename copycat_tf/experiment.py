@@ -290,8 +290,8 @@ def _plan_robustness(p: _Planner, config: dict, npdd: str, result: Plan) -> None
 
 def _plan_coverage(p: _Planner, config: dict, npdd: str, target: str, runs: str, result: Plan) -> None:
     """Each strategy at each budget: steal, then balance to the budget in all and train (``train``: balance),
-    (``train`` is one list for every strategy, or a mapping from each strategy to its own list),
     and/or train on every stolen label re-drawn balanced each epoch (``resample``: runs named STRATEGY+resample).
+    ``train`` is one list for every strategy, or a mapping from each strategy to its own list.
     A strategy is ``random`` or ``adaptive``, with ``+transforms`` (the pool transforms) and, for adaptive,
     ``+variants`` (``--adaptive_variants``: the ``variants`` share of each round, 0.5 unless given) and
     ``+mixture`` (``--adaptive_mixture``: the seed set drawn per pool family by the oracle's answers).

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from concurrent.futures.process import BrokenProcessPool
 
 import pytest
@@ -16,18 +17,30 @@ def _square_and_pid(x):
     return x * x, os.getpid()
 
 
+def _square_and_pid_together(x, meeting):
+    """Each process leaves its pid in ``meeting`` and waits (up to a minute) until a second process has: so the
+    pool must run two processes at once, however busy the machine is, for the calls to go on."""
+    open(os.path.join(meeting, str(os.getpid())), "w").close()
+    deadline = time.time() + 60
+    while len(os.listdir(meeting)) < 2:
+        if time.time() > deadline:  # no second process came: stop waiting (the test then fails on the pid count)
+            open(os.path.join(meeting, "nobody-came"), "w").close()
+        time.sleep(0.01)
+    return x * x, os.getpid()
+
+
 def _die(x):
     if x == 3:
         os._exit(7)  # a decoder that crashes the process (a segfault in C code looks the same)
     return x
 
 
-def test_results_come_back_in_input_order_from_several_processes():
-    pool = local_workers.OrderedPool(_square_and_pid, workers=2, chunk=3, window=2)
+def test_results_come_back_in_input_order_from_several_processes(tmp_path):
+    pool = local_workers.OrderedPool(_square_and_pid_together, workers=2, chunk=3, window=2)
     try:
         done = []
         for i in range(40):
-            done += list(pool.put(i, (i,)))
+            done += list(pool.put(i, (i, str(tmp_path))))
             assert len(done) <= i + 1
         done += list(pool.drain())
     finally:

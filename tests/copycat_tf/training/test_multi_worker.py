@@ -175,7 +175,7 @@ def test_a_killed_worker_restarted_resumes_and_the_run_ends_at_the_same_step(fol
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     output = tmp_path / "run"
-    flags = TINY + ["--epochs=12", "--checkpoint_every=5", "--class_balance=resample"]
+    flags = TINY + ["--epochs=12", "--checkpoint_every=30", "--class_balance=resample"]
     processes = _start_cluster(folders["four_shards"], [output, output], scratch, flags)
     deadline = time.time() + 300
     while time.time() < deadline and all(p.poll() is None for p in processes):

@@ -63,6 +63,10 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
     L2xCBd  L2xCB with half of each variant round spent on degraded copies (blur, broad pen, low resolution)
             of the rare classes' labeled images, each labeled by the oracle: how the target's classes move
             when a mark gets thicker or blurrier, the look of tiny problem images
+    L2xCBp  L2xCB whose final copycat starts from contrastive weights: its convolutions trained on 15,000
+            unqueried pool images with SimCLR's loss (two views of an image, crops, grey, jitter and blur,
+            must find each other in the batch; 8 epochs, batch 256): no query, the NPDD itself as the
+            paper's ImageNet start
 
 Each row also records ``info.tdd_confusion`` (target's class × copycat's class on the TDD) and
 ``info.pool_agreement`` (agreement with the target on 2,000 crops of another seed's pool).
@@ -391,7 +395,8 @@ class Stack:
     explore: float = 0.4
     expand_rounds: int = 0  # L2x: rounds that query variants of images already labeled in classes below quota
     mixup: float = 0.0  # Beta(mixup, mixup) mixup of the copycat's training batches (0: off)
-    pretrain: bool = False  # start the copycat from a rotation-prediction model trained on the pool (no query)
+    pretrain: str = ""  # start the copycat from a network trained on the pool without labels (no query):
+    # "rotation" (tell the turn of an image) or "contrastive" (two views of one image, SimCLR's loss)
     ensemble: int = 1  # copycats trained on the same labels (seeds seed, seed+1, ...), softmax averaged
     temper: float = 0.0  # resample: class shares of an epoch ∝ (labels of the class) ** temper (0: equal shares)
     modes: int = 0  # resample: split each class into up to this many look-alike groups, drawn by sqrt(group size)
@@ -422,7 +427,7 @@ STACKS = {
     "L2xe16": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, epochs=16),
     "L2xm": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, mixup=0.4),
     "L2xE3": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, ensemble=3),
-    "L2xr": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pretrain=True),
+    "L2xr": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pretrain="rotation"),
     "L2xp": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, pseudo=True),
     "L2plainx": Stack(families="mixture", family_set="plain", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xs": Stack(families="mixture", train="resample", expand_rounds=4, seed_fraction=0.5, temper=0.5),
@@ -445,6 +450,8 @@ STACKS = {
     "L2xCB": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5),
     "L2xCu": Stack(families="mixture", family_set="scribble", train="resample", expand_rounds=4, seed_fraction=0.5,
                    uncertain=0.5),
+    "L2xCBp": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
+                    pretrain="contrastive"),
     "L2xCBe": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
                     ema=0.998),
     "L2xCBd": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
@@ -797,6 +804,86 @@ def rotation_pretrained(pool: dict, seed: int, cache: str, count: int = 24000, e
     return path
 
 
+def _two_views(images, key):
+    """Two random views of each image (SimCLR's recipe for small grey-or-colour pictures, no flips: digits and
+    letters are not mirror-symmetric): a crop of 35-100% of the area resized back, grey half the time,
+    brightness and contrast jitter, and a blur a third of the time (the problem's images may be blurry)."""
+    n = tf.shape(images)[0]
+    views = []
+    for v in range(2):
+        k = key + tf.constant([0, 1000 * (v + 1)], tf.int64)
+        area = tf.random.stateless_uniform([n], k, 0.35, 1.0)
+        ratio = tf.exp(tf.random.stateless_uniform([n], k + [0, 1], math.log(3 / 4), math.log(4 / 3)))
+        h = tf.minimum(tf.sqrt(area / ratio), 1.0)
+        w = tf.minimum(tf.sqrt(area * ratio), 1.0)
+        y0 = tf.random.stateless_uniform([n], k + [0, 2]) * (1 - h)
+        x0 = tf.random.stateless_uniform([n], k + [0, 3]) * (1 - w)
+        boxes = tf.stack([y0, x0, y0 + h, x0 + w], axis=1)
+        x = tf.image.crop_and_resize(images, boxes, tf.range(n), (SIZE, SIZE))
+        grey = tf.image.rgb_to_grayscale(x)
+        to_grey = tf.random.stateless_uniform([n, 1, 1, 1], k + [0, 4]) < 0.5
+        x = tf.where(to_grey, tf.tile(grey, [1, 1, 1, 3]), x)
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        contrast = tf.random.stateless_uniform([n, 1, 1, 1], k + [0, 5], 0.6, 1.4)
+        bright = tf.random.stateless_uniform([n, 1, 1, 1], k + [0, 6], -40.0, 40.0)
+        x = (x - mean) * contrast + mean + bright
+        blurred = tf.nn.avg_pool2d(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC"), 3, 1, "VALID")
+        blur = tf.random.stateless_uniform([n, 1, 1, 1], k + [0, 7]) < 1 / 3
+        views.append(tf.clip_by_value(tf.where(blur, blurred, x), 0.0, 255.0))
+    return views
+
+
+def contrastive_pretrained(pool: dict, seed: int, cache: str, count: int = 15000, epochs: int = 8,
+                           batch_size: int = 256, temperature: float = 0.2) -> str:
+    """Weights of the copycat network trained on pool images with SimCLR's contrastive loss (no label, no
+    query): each image's two views must find each other among the batch's 2n views. Stands in for the
+    paper's ImageNet start where those weights cannot be had."""
+    path = os.path.join(cache, f"contrastive-s{seed}-n{count}-e{epochs}-b{batch_size}-t{temperature}-"
+                               f"{len(pool)}f.weights.h5")
+    if os.path.exists(path):
+        return path
+    rng = np.random.default_rng(seed + 5151)
+    everything = np.concatenate([pool[f] for f in sorted(pool)])
+    x = everything[rng.choice(len(everything), min(count, len(everything)), replace=False)].astype(np.float32)
+    keras.utils.set_random_seed(seed + 5151)
+    model = build_model("vgg16_bn", 4, SIZE, width=0.25)
+    trunk = keras.Model(model.input, keras.layers.Flatten()(model.get_layer("block5_pool").output))
+    head = keras.Sequential([keras.layers.Dense(256, activation="relu"), keras.layers.Dense(64)])
+    head.build((None, trunk.output.shape[-1]))
+    steps_epoch = len(x) // batch_size
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, steps_epoch * epochs)
+    optimizer = keras.optimizers.Adam(schedule, weight_decay=1e-5)
+    variables = trunk.trainable_variables + head.trainable_variables
+    labels = tf.concat([tf.range(batch_size, 2 * batch_size), tf.range(batch_size)], axis=0)
+    mask = tf.eye(2 * batch_size) * 1e9
+
+    @tf.function
+    def step(batch, key):
+        a, b = _two_views(batch, key)
+        with tf.GradientTape() as tape:
+            z = tf.math.l2_normalize(head(trunk(tf.concat([a, b], 0), training=True), training=True), axis=1)
+            logits = tf.matmul(z, z, transpose_b=True) / temperature - mask
+            loss = tf.reduce_mean(tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        found = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), labels), tf.float32))
+        return loss, found
+
+    started = time.time()
+    for epoch in range(epochs):
+        order = rng.permutation(len(x))
+        losses, founds = [], []
+        for i in range(steps_epoch):
+            loss, found = step(tf.constant(x[order[i * batch_size:(i + 1) * batch_size]]),
+                               tf.constant([seed, epoch * steps_epoch + i], tf.int64))
+            losses.append(float(loss))
+            founds.append(float(found))
+        log(f"contrastive pretraining seed {seed}, epoch {epoch + 1}/{epochs}: loss {np.mean(losses):.3f}, "
+            f"views that find their pair {np.mean(founds):.3f} (chance {1 / (2 * batch_size - 1):.4f}), "
+            f"{time.time() - started:.0f}s")
+    model.save_weights(path)
+    return path
+
+
 def _start_from(path: str, num_classes: int, seed: int):
     """A fresh copycat network with every layer but the classifier copied from the pretrained one."""
     keras.utils.set_random_seed(seed)
@@ -827,7 +914,8 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
     x, y = stolen.arrays()
     start = None
     if stack.pretrain:
-        start = _start_from(rotation_pretrained(pool, seed, PRETRAINED["cache"]), num_classes, seed)
+        pretrained = {"rotation": rotation_pretrained, "contrastive": contrastive_pretrained}[stack.pretrain]
+        start = _start_from(pretrained(pool, seed, PRETRAINED["cache"]), num_classes, seed)
     if stack.train == "balance":
         xb, yb = balance(x, y, num_classes, budget, seed)
         return train_classifier(xb, yb, num_classes, stack.epochs, seed, augment=stack.augment)

@@ -63,6 +63,7 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
     L2xCBd  L2xCB with half of each variant round spent on degraded copies (blur, broad pen, low resolution)
             of the rare classes' labeled images, each labeled by the oracle: how the target's classes move
             when a mark gets thicker or blurrier, the look of tiny problem images
+    L2xCB16 L2xCB with a 16-epoch copycat schedule (the same labels; twice the training)
     L2xCBp  L2xCB whose final copycat starts from contrastive weights: its convolutions trained on 15,000
             unqueried pool images with SimCLR's loss (two views of an image, crops, grey, jitter and blur,
             must find each other in the batch; 8 epochs, batch 256): no query, the NPDD itself as the
@@ -452,6 +453,8 @@ STACKS = {
                    uncertain=0.5),
     "L2xCBp": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
                     pretrain="contrastive"),
+    "L2xCB16": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
+                     epochs=16),
     "L2xCBe": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
                     ema=0.998),
     "L2xCBd": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,

@@ -64,6 +64,9 @@ Lever stacks (cumulative; one name per stack, ``--stacks``):
             of the rare classes' labeled images, each labeled by the oracle: how the target's classes move
             when a mark gets thicker or blurrier, the look of tiny problem images
     L2xCB16 L2xCB with a 16-epoch copycat schedule (the same labels; twice the training)
+    L2xCBE3D L2xCB's three copycats (seeds s, s+1, s+2) distilled into one student: each epoch the paid labels'
+            balanced draw (one-hot) plus 20,000 unqueried pool images answered with the three's mean
+            probabilities (no query; four trainings)
     L2xCBp  L2xCB whose final copycat starts from contrastive weights: its convolutions trained on 15,000
             unqueried pool images with SimCLR's loss (two views of an image, crops, grey, jitter and blur,
             must find each other in the batch; 8 epochs, batch 256): no query, the NPDD itself as the
@@ -207,6 +210,7 @@ def load_problem(name: str, seed: int) -> dict:
 # Training: copycat-train's recipe on in-memory arrays.
 
 def _dataset(x, y, w, batch_size, seed, augment, mixup=0.0, num_classes=0):
+    soft = y.ndim == 2
     data = tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     data = data.repeat().batch(batch_size, drop_remainder=True).enumerate()
 
@@ -216,6 +220,8 @@ def _dataset(x, y, w, batch_size, seed, augment, mixup=0.0, num_classes=0):
         images = tf.cast(images, tf.float32)
         if augment is not None:  # copycat_tf.training.augment: stateless, keyed by (seed, step)
             images = augment(images, step)
+        if soft:  # rows of class probabilities (a teacher's), not class ids
+            return images, labels, weights
         if mixup:  # each image mixed with another of the batch, weight max(l, 1 - l), l ~ Beta(mixup, mixup)
             key = tf.stack([tf.cast(seed, tf.int64), step])
             g1 = tf.random.stateless_gamma([batch_size], key, alpha=mixup)
@@ -240,10 +246,13 @@ def train_classifier(x, y, num_classes, epochs=8, seed=0, weights=None, augment=
     total = steps_epoch * epochs
     optimizer = keras.optimizers.SGD(learning_rate=paper_schedule(lr, total), momentum=0.9, weight_decay=5e-4,
                                      use_ema=bool(ema), ema_momentum=ema or 0.99)
-    model.compile(optimizer=optimizer, loss="categorical_crossentropy" if mixup else "sparse_categorical_crossentropy")
+    soft = y.ndim == 2
+    model.compile(optimizer=optimizer,
+                  loss="categorical_crossentropy" if mixup or soft else "sparse_categorical_crossentropy")
     w = np.ones(len(x), np.float32) if weights is None else weights.astype(np.float32)
     aug = build_augmentation(augment, seed) if augment else None
-    model.fit(_dataset(x, y.astype(np.int64), w, batch_size, seed, aug, mixup, num_classes), epochs=epochs,
+    y = y.astype(np.float32) if soft else y.astype(np.int64)
+    model.fit(_dataset(x, y, w, batch_size, seed, aug, mixup, num_classes), epochs=epochs,
               steps_per_epoch=steps_epoch, verbose=0)
     if ema:  # fit swapped in the averaged weights; the batch-norm statistics still belong to the last weights
         recalibrate_batch_norm(model, x, batch_size, seed)
@@ -405,6 +414,7 @@ class Stack:
     width: float = 0.25  # the copycat's VGG16-BN width multiplier (the target's is 0.25)
     uncertain: float = 0.0  # share of each expand round spent on unqueried pool images (drawn by the mixture)
     ema: float = 0.0  # the final copycat keeps an exponential moving average of its weights (this momentum; 0: off)
+    distill: int = 0  # unqueried pool images the ensemble answers with its mean probabilities for one student
     degrade: float = 0.0  # share of each expand round spent on degraded copies (blur, broad pen, low resolution)
     # of labeled images of the classes below quota, each labeled by the oracle (not assumed to keep its class)
     # that an interim copycat (refit each round) is least sure of, spread out by k-center on its features
@@ -455,6 +465,8 @@ STACKS = {
                     pretrain="contrastive"),
     "L2xCB16": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
                      epochs=16),
+    "L2xCBE3D": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
+                      ensemble=3, distill=20000),
     "L2xCBe": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
                     ema=0.998),
     "L2xCBd": Stack(families="mixture", family_set="bold", train="resample", expand_rounds=4, seed_fraction=0.5,
@@ -913,6 +925,27 @@ class Ensemble:
         return np.mean([m.predict(x, batch_size=batch_size, verbose=verbose) for m in self.members], axis=0)
 
 
+def distilled(teacher, x, y, rows, stolen: Stolen, pool: dict, num_classes: int, stack: Stack, seed: int, info: dict):
+    """One student trained on the paid labels (each epoch's balanced draw, one-hot) and on ``stack.distill``
+    unqueried pool images answered by the teacher (its mean probabilities): no query spent, the ensemble's
+    knowledge in one network that also saw many more of the pool's images."""
+    rng = np.random.default_rng(seed + 9090)
+    families = sorted(set(stolen.family) - {"mix", "variant"})
+    share = _apportion(stack.distill, np.ones(len(families)))
+    free = np.concatenate([pool[f][rng.choice(len(pool[f]), min(n, len(pool[f])), replace=False)]
+                           for f, n in zip(families, share)])
+    answers = teacher.predict(free.astype(np.float32), batch_size=512)
+    info["distill"] = {"images": int(len(free)), "histogram": np.bincount(answers.argmax(1), minlength=num_classes).tolist(),
+                       "mean_top1": float(answers.max(1).mean())}
+    per_epoch = len(rows) // stack.epochs
+    hot = np.eye(num_classes, dtype=np.float32)
+    xs, ys = [], []
+    for e in range(stack.epochs):  # each epoch: its balanced draw of paid labels, then every free image once
+        xs += [x[rows[e * per_epoch:(e + 1) * per_epoch]], free]
+        ys += [hot[y[rows[e * per_epoch:(e + 1) * per_epoch]]], answers]
+    return train_classifier(np.concatenate(xs), np.concatenate(ys), num_classes, 1, seed + 7, width=stack.width)
+
+
 def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, budget: int, seed: int, info: dict):
     x, y = stolen.arrays()
     start = None
@@ -942,6 +975,8 @@ def train_copycat(stack: Stack, stolen: Stolen, pool: dict, num_classes: int, bu
             members = [model] + [train_classifier(x[rows], y[rows], num_classes, 1, seed + m, augment=stack.augment,
                                                   width=stack.width) for m in range(1, stack.ensemble)]
             model = Ensemble(members)
+        if stack.distill:
+            model = distilled(model, x, y, rows, stolen, pool, num_classes, stack, seed, info)
     else:
         weights = interim.class_weights(y, num_classes)[y]
         model = train_classifier(x, y, num_classes, stack.epochs, seed, weights=weights, augment=stack.augment)
@@ -1030,7 +1065,8 @@ def main(argv=None):
         for problem_name in args.problems.split(","):
             problem = load_problem(problem_name, seed)
             k = problem["num_classes"]
-            target_path = os.path.join(args.cache, f"target-{problem_name}-s{seed}.keras")
+            smoke = "-smoke" if args.smoke else ""  # a 1-epoch target must never stand in for a real one
+            target_path = os.path.join(args.cache, f"target-{problem_name}-s{seed}{smoke}.keras")
             if os.path.exists(target_path):
                 target = keras.models.load_model(target_path, compile=False)
             else:

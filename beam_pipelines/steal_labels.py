@@ -193,10 +193,10 @@ def build_pipeline(pipeline, config: StealLabelsConfig, shards: Sequence[str], f
 def _adaptive_work(config: StealLabelsConfig) -> str:
     """Where the adaptive rounds keep the pool index: the cache, OUTPUT/adaptive, or a local temporary folder."""
     if config.adaptive_cache:
-        if "://" in config.adaptive_cache:
+        if fileio.is_remote(config.adaptive_cache):
             raise CopycatError(f"--adaptive_cache={config.adaptive_cache} must be a local folder (it is memory-mapped)")
         return config.adaptive_cache
-    if "://" in config.output:
+    if fileio.is_remote(config.output):
         return tempfile.mkdtemp(prefix="copycat-adaptive-")
     return os.path.join(config.output, "adaptive")
 

@@ -186,7 +186,7 @@ def seeded(seed: int, round_number: int) -> random.Random:
 
 
 def store_folder(output: str) -> str:
-    return fileio.join(output, "variants") if "://" in output else os.path.join(output, "variants")
+    return fileio.join(output, "variants") if fileio.is_remote(output) else os.path.join(output, "variants")
 
 
 __all__ = ["STAGE", "VariantStore", "make_round", "make_variant", "seeded", "store_folder", "variant_record"]

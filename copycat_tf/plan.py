@@ -238,7 +238,9 @@ def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[
     import signal
     import tempfile
 
-    if "://" in call.done:
+    from tfrecords_schema import fileio
+
+    if fileio.is_remote(call.done):
         raise CopycatError(f"a background step ({call.stage}) must announce itself in a local file, not {call.done}")
     if os.path.exists(call.done):
         os.remove(call.done)

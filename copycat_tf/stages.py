@@ -14,6 +14,11 @@ import importlib
 from copycat_tf.errors import CopycatError
 
 
+# Seconds per process, imported once per plan by the process that steps fork from (Beam through beam_pipelines,
+# the one package that imports it).
+HEAVY_IMPORTS = ("numpy", "tensorflow", "keras", "beam_pipelines.runner")
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage:
     name: str
@@ -22,6 +27,7 @@ class Stage:
     config: str | None = None  # "module:Class" of the options; None: the binary's knobs are a config file
     writes: tuple[str, ...] = ("output",)  # the flags naming what a call writes (plans run in parallel by them)
     after_all: bool = False  # reads more than its flags name: in a parallel plan it waits for every earlier step
+    imports: tuple[str, ...] = HEAVY_IMPORTS  # what the warm process that plan steps fork from imports for it
 
     def config_class(self) -> type | None:
         """The Config dataclass (imported now: its module is light by rule)."""

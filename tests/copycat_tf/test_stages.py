@@ -1,6 +1,7 @@
 """Issue #13: one registry lists the stages; plans call exactly those, and a new stage is one register call."""
 
 import dataclasses
+import json
 import os
 
 import pytest
@@ -33,7 +34,7 @@ def test_a_registered_toy_stage_runs_in_a_plan_without_editing_the_executor(tmp_
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         ran = execute([call], run=lambda c: run_in_subprocess(c, cwd=root))
         assert ran == [call]
-        assert open(call.done).read() == f"--output={output} --knob=3"
+        assert json.load(open(call.done))["args"] == [f"--output={output}", "--knob=3"]
         assert execute([call]) == []  # finished: its marker exists, so a rerun skips it
     finally:
         stages.unregister("toy-stage")
@@ -57,8 +58,8 @@ _PLAN_UNDER_SIGTERM = """
 import sys
 from copycat_tf import stages
 from copycat_tf.plan import StageCall, execute
-stages.register(stages.Stage("toy-service", "a service", "tests.copycat_tf.toy_service"))
-stages.register(stages.Stage("toy-step", "a long step", "tests.copycat_tf.toy_service"))
+stages.register(stages.Stage("toy-service", "a service", "tests.copycat_tf.toy_service", imports=()))
+stages.register(stages.Stage("toy-step", "a long step", "tests.copycat_tf.toy_service", imports=()))
 root, jobs = sys.argv[1], int(sys.argv[2])
 steps = ["step"] if jobs == 1 else ["step", "step2"]
 execute([StageCall("toy-service", ("--role=service", f"--output={root}/service"), f"{root}/service/ready",
@@ -104,3 +105,47 @@ def test_a_terminated_plan_stops_its_running_steps_and_its_background_steps(tmp_
             time.sleep(0.1)
         else:
             pytest.fail(f"process {pid} outlived its terminated plan")
+
+
+_FORKED_PLAN = """
+import json, os, sys
+from absl import flags
+flags.DEFINE_string("output", None, "the plan's own flag, as copycat-demo defines one")
+from copycat_tf import stages
+from copycat_tf.errors import CopycatError
+from copycat_tf.plan import StageCall, execute
+stages.register(stages.Stage("toy-stage", "writes done.txt", "tests.copycat_tf.toy_stage", imports=("fractions",)))
+root = sys.argv[1]
+calls = [StageCall("toy-stage", (f"--output={root}/{name}", "--knob=3"), f"{root}/{name}/done.txt")
+         for name in ("ok", "ok2")]
+execute(calls, jobs=2)
+try:
+    execute([StageCall("toy-stage", (f"--output={root}/bad", "--fail=3"), f"{root}/bad/done.txt")])
+except CopycatError as error:
+    print(json.dumps({"plan": os.getpid(), "error": str(error)}))
+"""
+
+
+@pytest.mark.parametrize("fork", ["1", "0"])
+def test_plan_steps_fork_from_a_process_that_imported_their_stages_modules_once(tmp_path, fork):
+    """A step forked from the warm server finds its stage's imports done and runs as ``python -m`` would: its
+    arguments, its environment, its last line, its exit code and stderr in the failure, and none of the plan's own
+    main script. COPYCAT_FORK_STEPS=0 runs fresh processes."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    script = tmp_path / "plan_script.py"  # a main script with a file, as copycat-demo's console script is
+    script.write_text(_FORKED_PLAN)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=root, capture_output=True, text=True,
+                          env={**os.environ, "COPYCAT_FORK_STEPS": fork, "PYTHONPATH": root}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    step = json.loads((tmp_path / "ok" / "done.txt").read_text())
+    plan = json.loads(done.stdout.strip().splitlines()[-1])
+    assert step["args"] == [f"--output={tmp_path}/ok", "--knob=3"]
+    assert step["preloaded"] is (fork == "1")  # imported by the server before the step started, or not at all
+    assert (step["parent"] != plan["plan"]) is (fork == "1")  # a child of the server, or of the plan itself
+    assert step["gpu_memory_growth"] == "true"  # two steps at once share a GPU: each takes memory as it needs it
+    assert step["main_again"] is False  # the plan's script (copycat-demo's flags) is not imported into the step
+    assert "toy stage done" in done.stdout
+    assert "step toy-stage failed (exit 3)" in plan["error"] and "toy stage failing as asked" in plan["error"]

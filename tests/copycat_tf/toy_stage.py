@@ -1,11 +1,22 @@
-"""A toy stage binary for tests/copycat_tf/test_stages.py: writes OUTPUT/done.txt with its arguments."""
+"""A toy stage binary for tests/copycat_tf/test_stages.py: writes OUTPUT/done.txt with its arguments, whether
+``fractions`` was imported before it started (a forked step's server preloads it), whether the plan's own main
+script (which defines an absl flag) ran again in it, and its parent's pid."""
 
+import json
 import os
 import sys
 
 if __name__ == "__main__":
+    preloaded = "fractions" in sys.modules
+    from absl import flags
+
+    main_again = "output" in flags.FLAGS  # the flag of the plan's own main script, run again in this step
     output = next(a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--output="))
+    if any(a.startswith("--fail=") for a in sys.argv[1:]):
+        print("toy stage failing as asked", file=sys.stderr)
+        sys.exit(int(next(a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--fail="))))
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, "done.txt"), "w") as handle:
-        handle.write(" ".join(sys.argv[1:]))
+        json.dump({"args": sys.argv[1:], "preloaded": preloaded, "parent": os.getppid(), "main_again": main_again,
+                   "gpu_memory_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH")}, handle)
     print("toy stage done")

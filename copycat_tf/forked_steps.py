@@ -1,0 +1,118 @@
+"""Plan steps forked from one warm process, so TensorFlow and Beam are imported once per plan, not once per step.
+
+A plan of the demo's size runs about forty steps, and each fresh ``python -m copycat_bin.STAGE`` spends seconds
+importing TensorFlow and Beam before it does any work. Python's ``forkserver`` start method keeps one server
+process that has imported those modules and done nothing else: no TensorFlow runtime, no device, no graph. Each
+step is a child forked from it that runs the stage's binary exactly as ``python -m`` would (its flags, its
+``__main__``, its exit code, its stdout and stderr), so a step computes what it computes in a process of its own.
+
+The server is started by the first forked step of a process and lives as long as that process. It imports what
+that step's stage lists (``Stage.imports``); its preloaded modules are fixed from then on. Where ``forkserver`` is
+missing (Windows) or ``COPYCAT_FORK_STEPS=0`` is set, the plan runs each step as a fresh process instead
+(``copycat_tf.plan.run_in_subprocess``).
+"""
+
+import atexit
+import contextlib
+import multiprocessing
+import os
+import runpy
+import sys
+import tempfile
+import threading
+import types
+
+from copycat_tf.errors import CopycatError
+
+_START = threading.Lock()
+
+
+def available() -> bool:
+    """Whether steps may be forked here: the platform has ``forkserver`` and the user did not opt out."""
+    return (os.environ.get("COPYCAT_FORK_STEPS", "1") != "0"
+            and "forkserver" in multiprocessing.get_all_start_methods())
+
+
+def _context(preload):
+    """The forkserver context, its server started with ``preload`` and the quiet TensorFlow log level of steps."""
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    with _START:
+        context.set_forkserver_preload(list(preload))
+        previous = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # the server imports TensorFlow: its C++ log level is read then
+        try:
+            forkserver.ensure_running()
+        finally:
+            if previous is None:
+                os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
+            else:
+                os.environ["TF_CPP_MIN_LOG_LEVEL"] = previous
+    return context
+
+
+@contextlib.contextmanager
+def _no_main():
+    """While a step is started, the plan's own ``__main__`` is an empty module. Otherwise the child imports the
+    plan's main script again before the step runs (multiprocessing's preparation of a child), and with it the
+    flags of ``copycat-demo`` or ``copycat-experiment``, which then clash with the step binary's own flags."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _step(binary: str, args: list[str], cwd: str | None, env: dict, stdout: str, stderr: str) -> None:
+    """In the forked child: the stage's binary as ``python -m BINARY ARGS`` runs it, output into two files."""
+    sys.stdout.flush(), sys.stderr.flush()
+    for fd, path in ((1, stdout), (2, stderr)):
+        opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(opened, fd)
+        os.close(opened)
+    os.environ.update(env)
+    if cwd:
+        os.chdir(cwd)
+    sys.path.insert(0, os.getcwd())  # as ``python -m`` puts the working folder first
+    sys.argv = [binary, *args]
+    try:
+        runpy.run_module(binary, run_name="__main__", alter_sys=True)
+    finally:
+        atexit._run_exitfuncs()  # a forked child ends with os._exit: run what the binary registered, as at exit
+        sys.stdout.flush(), sys.stderr.flush()
+
+
+def run_forked(call, cwd: str | None = None, running=None) -> str:
+    """Run one call as a child of the warm server; a failure stops with its stderr. Returns its last stdout line.
+    The child is in ``running`` while it runs, so a parallel plan can stop it when the plan ends; steps that
+    share the machine also share its GPU, so each takes GPU memory as it needs it instead of all at once."""
+    from copycat_tf import stages
+
+    stage = stages.get(call.stage)
+    context = _context(stage.imports)
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    if running is not None:
+        env["TF_FORCE_GPU_ALLOW_GROWTH"] = os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    with tempfile.TemporaryDirectory(prefix="copycat-step-") as folder:
+        out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
+        process = context.Process(target=_step, args=(stage.binary, list(call.args), cwd, env, out, err),
+                                  name=f"copycat-{call.stage}")
+        with _START, _no_main():
+            process.start()
+        if running is not None:
+            running.add(process)
+        try:
+            process.join()
+        except BaseException:  # Ctrl-C or SIGTERM of the plan: the step must not outlive it
+            process.kill()
+            process.join()
+            raise
+        finally:
+            if running is not None:
+                running.discard(process)
+        stdout, stderr = (open(path, errors="replace").read() if os.path.exists(path) else "" for path in (out, err))
+    if process.exitcode != 0:
+        raise CopycatError(f"step {call.stage} failed (exit {process.exitcode}):\n{stderr[-3000:]}")
+    return (stdout.strip().splitlines()[-1:] or [""])[0]

@@ -7,9 +7,9 @@ step is a child forked from it that runs the stage's binary exactly as ``python 
 ``__main__``, its exit code, its stdout and stderr), so a step computes what it computes in a process of its own.
 
 The server is started by the first forked step of a process and lives as long as that process. It imports what
-that step's stage lists (``Stage.imports``); its preloaded modules are fixed from then on. Where ``forkserver`` is
-missing (Windows) or ``COPYCAT_FORK_STEPS=0`` is set, the plan runs each step as a fresh process instead
-(``copycat_tf.plan.run_in_subprocess``).
+that step's stage lists (``Stage.imports``); its preloaded modules are fixed from then on. Steps are forked on Linux;
+with ``COPYCAT_FORK_STEPS=0``, on other systems unless ``COPYCAT_FORK_STEPS=1``, and where ``forkserver`` is missing
+(Windows), the plan runs each step as a fresh process instead (``copycat_tf.plan.run_in_subprocess``).
 """
 
 import atexit
@@ -28,9 +28,11 @@ _START = threading.Lock()
 
 
 def available() -> bool:
-    """Whether steps may be forked here: the platform has ``forkserver`` and the user did not opt out."""
-    return (os.environ.get("COPYCAT_FORK_STEPS", "1") != "0"
-            and "forkserver" in multiprocessing.get_all_start_methods())
+    """Whether steps are forked here: on Linux unless ``COPYCAT_FORK_STEPS=0``; elsewhere only with
+    ``COPYCAT_FORK_STEPS=1`` (macOS frameworks may refuse to run in a child forked after they were loaded), and
+    never where the platform has no ``forkserver``."""
+    wanted = os.environ.get("COPYCAT_FORK_STEPS", "1" if sys.platform.startswith("linux") else "0") != "0"
+    return wanted and "forkserver" in multiprocessing.get_all_start_methods()
 
 
 def _context(preload):

@@ -149,3 +149,22 @@ def test_plan_steps_fork_from_a_process_that_imported_their_stages_modules_once(
     assert step["main_again"] is False  # the plan's script (copycat-demo's flags) is not imported into the step
     assert "toy stage done" in done.stdout
     assert "step toy-stage failed (exit 3)" in plan["error"] and "toy stage failing as asked" in plan["error"]
+
+
+def test_steps_are_forked_on_linux_unless_told_not_to_and_elsewhere_only_when_told(monkeypatch):
+    import sys
+
+    from copycat_tf import forked_steps
+
+    monkeypatch.delenv("COPYCAT_FORK_STEPS", raising=False)
+    seen = {}
+    for platform in ("linux", "darwin"):
+        monkeypatch.setattr(sys, "platform", platform)
+        for setting in (None, "0", "1"):
+            if setting is None:
+                monkeypatch.delenv("COPYCAT_FORK_STEPS", raising=False)
+            else:
+                monkeypatch.setenv("COPYCAT_FORK_STEPS", setting)
+            seen[platform, setting] = forked_steps.available()
+    assert seen == {("linux", None): True, ("linux", "0"): False, ("linux", "1"): True,
+                    ("darwin", None): False, ("darwin", "0"): False, ("darwin", "1"): True}

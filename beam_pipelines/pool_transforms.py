@@ -44,6 +44,7 @@ import PIL.ImageFilter
 import PIL.ImageOps
 
 from beam_pipelines import lake_io
+from beam_pipelines.pool_transform_names import NAMES, parse_variants  # noqa: F401 (parse_variants re-exported)
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.config_checks import Rule, check_rules
 from copycat_tf.errors import CopycatError
@@ -176,24 +177,7 @@ def _bold(image, rng):
 TRANSFORMS = {"grayscale": _grayscale, "invert": _invert, "contrast": _contrast, "zoom": _zoom, "rotate": _rotate,
               "lowres": _lowres, "plain": _plain, "strokes": _strokes, "scribble": _scribble,
               "bold": _bold}
-
-
-def parse_variants(spec: str | Sequence[str] | None) -> list[str]:
-    """``a+b,c`` → ["a+b", "c"]; unknown transform names are one error listing the known ones."""
-    if not spec:
-        return []
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
-    variants = []
-    for item in (i.strip() for i in items):
-        if not item:
-            continue
-        unknown = [name for name in item.split("+") if name not in TRANSFORMS]
-        if unknown:
-            raise CopycatError(f"--pool_transforms: unknown transform {unknown[0]!r} in {item!r}; known: "
-                               f"{', '.join(TRANSFORMS)} (chain them with +, separate variants with commas)")
-        if item not in variants:
-            variants.append(item)
-    return variants
+assert tuple(TRANSFORMS) == NAMES, "pool_transform_names.NAMES must list exactly the transforms implemented here"
 
 
 def apply_variant(image: PIL.Image.Image, variant: str, rng: random.Random) -> PIL.Image.Image:

@@ -25,12 +25,12 @@ def main(argv: list[str]) -> int:
     app.require("images", "oracle", "output")
     if query_strategies.get(FLAGS.strategy).needs_budget and FLAGS.max_queries is None:
         raise CopycatError(f"--strategy={FLAGS.strategy} needs --max_queries: the budget it shares out")
-    from beam_pipelines import steal_labels
-    from beam_pipelines.pool_transforms import parse_variants
+    from beam_pipelines.pool_transform_names import parse_variants  # no Beam: a misspelt transform stops at once
 
     config = app.config_from_flags(StealLabelsConfig)
-    config.pool_transforms = parse_variants(config.pool_transforms)  # a misspelt transform stops here
+    config.pool_transforms = parse_variants(config.pool_transforms)
     config.validate()
+    from beam_pipelines import steal_labels  # Beam and TensorFlow start here, after the flags are known to be good
     from copycat_tf import coverage
 
     manifest = steal_labels.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])

@@ -74,6 +74,7 @@ def _step(binary: str, args: list[str], cwd: str | None, env: dict, stdout: str,
         opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(opened, fd)
         os.close(opened)
+    os.environ.clear()  # the plan's environment now, not the server's when it started
     os.environ.update(env)
     if cwd:
         os.chdir(cwd)
@@ -94,9 +95,9 @@ def run_forked(call, cwd: str | None = None, running=None) -> str:
 
     stage = stages.get(call.stage)
     context = _context(stage.imports)
-    env = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # as a fresh process would get it (API keys set since, ...)
     if running is not None:
-        env["TF_FORCE_GPU_ALLOW_GROWTH"] = os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     with tempfile.TemporaryDirectory(prefix="copycat-step-") as folder:
         out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
         process = context.Process(target=_step, args=(stage.binary, list(call.args), cwd, env, out, err),

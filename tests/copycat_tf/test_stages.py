@@ -119,6 +119,8 @@ root = sys.argv[1]
 calls = [StageCall("toy-stage", (f"--output={root}/{name}", "--knob=3"), f"{root}/{name}/done.txt")
          for name in ("ok", "ok2")]
 execute(calls, jobs=2)
+os.environ["COPYCAT_TOY_SETTING"] = "set after the first steps"  # e.g. an API key the plan sets as it goes
+execute([StageCall("toy-stage", (f"--output={root}/later",), f"{root}/later/done.txt")])
 try:
     execute([StageCall("toy-stage", (f"--output={root}/bad", "--fail=3"), f"{root}/bad/done.txt")])
 except CopycatError as error:
@@ -146,6 +148,8 @@ def test_plan_steps_fork_from_a_process_that_imported_their_stages_modules_once(
     assert step["preloaded"] is (fork == "1")  # imported by the server before the step started, or not at all
     assert (step["parent"] != plan["plan"]) is (fork == "1")  # a child of the server, or of the plan itself
     assert step["gpu_memory_growth"] == "true"  # two steps at once share a GPU: each takes memory as it needs it
+    assert step["toy_setting"] is None
+    assert json.loads((tmp_path / "later" / "done.txt").read_text())["toy_setting"] == "set after the first steps"
     assert step["main_again"] is False  # the plan's script (copycat-demo's flags) is not imported into the step
     assert "toy stage done" in done.stdout
     assert "step toy-stage failed (exit 3)" in plan["error"] and "toy stage failing as asked" in plan["error"]

@@ -18,5 +18,6 @@ if __name__ == "__main__":
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, "done.txt"), "w") as handle:
         json.dump({"args": sys.argv[1:], "preloaded": preloaded, "parent": os.getppid(), "main_again": main_again,
-                   "gpu_memory_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH")}, handle)
+                   "gpu_memory_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
+                   "toy_setting": os.environ.get("COPYCAT_TOY_SETTING")}, handle)
     print("toy stage done")

@@ -22,8 +22,6 @@ import tempfile
 import threading
 import types
 
-from copycat_tf.errors import CopycatError
-
 _START = threading.Lock()
 
 
@@ -92,12 +90,11 @@ def run_forked(call, cwd: str | None = None, running=None) -> str:
     The child is in ``running`` while it runs, so a parallel plan can stop it when the plan ends; steps that
     share the machine also share its GPU, so each takes GPU memory as it needs it instead of all at once."""
     from copycat_tf import stages
+    from copycat_tf.plan import step_environment, step_outcome
 
     stage = stages.get(call.stage)
     context = _context(stage.imports)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # as a fresh process would get it (API keys set since, ...)
-    if running is not None:
-        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    env = step_environment(running)  # the plan's environment now, as a fresh process gets it (API keys set since)
     with tempfile.TemporaryDirectory(prefix="copycat-step-") as folder:
         out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
         process = context.Process(target=_step, args=(stage.binary, list(call.args), cwd, env, out, err),
@@ -116,6 +113,4 @@ def run_forked(call, cwd: str | None = None, running=None) -> str:
             if running is not None:
                 running.discard(process)
         stdout, stderr = (open(path, errors="replace").read() if os.path.exists(path) else "" for path in (out, err))
-    if process.exitcode != 0:
-        raise CopycatError(f"step {call.stage} failed (exit {process.exitcode}):\n{stderr[-3000:]}")
-    return (stdout.strip().splitlines()[-1:] or [""])[0]
+    return step_outcome(call, process.exitcode, stdout, stderr)

@@ -114,15 +114,28 @@ class Running:
                 process.kill()
 
 
+def step_environment(running: Running | None) -> dict:
+    """The environment of a step process: the plan's own, quiet TensorFlow logs, and where steps run at once
+    (``running``) GPU memory taken as needed instead of all at once, since they share the GPU."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if running is not None:
+        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    return env
+
+
+def step_outcome(call: StageCall, exit_code: int, stdout: str, stderr: str) -> str:
+    """A finished step's last stdout line; a failure stops the plan with the end of its stderr."""
+    if exit_code != 0:
+        raise CopycatError(f"step {call.stage} failed (exit {exit_code}):\n{stderr[-3000:]}")
+    return (stdout.strip().splitlines()[-1:] or [""])[0]
+
+
 def run_in_subprocess(call: StageCall, cwd: str | None = None, running: Running | None = None) -> str:
     """Run one call as a process of its own; a failure stops with its stderr. Returns its last stdout line.
     The process is in ``running`` while it runs, so a parallel plan can stop it when the plan ends; steps that
     share the machine also share its GPU, so each takes GPU memory as it needs it instead of all at once."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    if running is not None:
-        env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     with subprocess.Popen(call.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                          env=env) as process:
+                          env=step_environment(running)) as process:
         if running is not None:
             running.add(process)
         try:
@@ -133,9 +146,7 @@ def run_in_subprocess(call: StageCall, cwd: str | None = None, running: Running 
         finally:
             if running is not None:
                 running.discard(process)
-    if process.returncode != 0:
-        raise CopycatError(f"step {call.stage} failed (exit {process.returncode}):\n{stderr[-3000:]}")
-    return (stdout.strip().splitlines()[-1:] or [""])[0]
+    return step_outcome(call, process.returncode, stdout, stderr)
 
 
 def run_step(call: StageCall, cwd: str | None = None, running: Running | None = None) -> str:

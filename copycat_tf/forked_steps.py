@@ -66,12 +66,16 @@ def _no_main():
 
 
 def _step(binary: str, args: list[str], cwd: str | None, env: dict, stdout: str, stderr: str) -> None:
-    """In the forked child: the stage's binary as ``python -m BINARY ARGS`` runs it, output into two files."""
+    """In the forked child: the stage's binary as ``python -m BINARY ARGS`` runs it, output into two files (one
+    file where both paths are the same, as ``stderr=STDOUT`` would give)."""
     sys.stdout.flush(), sys.stderr.flush()
-    for fd, path in ((1, stdout), (2, stderr)):
-        opened = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(opened, fd)
+    opened = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(opened, 1)
+    if stderr != stdout:
         os.close(opened)
+        opened = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(opened, 2)
+    os.close(opened)
     os.environ.clear()  # the plan's environment now, not the server's when it started
     os.environ.update(env)
     if cwd:
@@ -85,6 +89,21 @@ def _step(binary: str, args: list[str], cwd: str | None, env: dict, stdout: str,
         sys.stdout.flush(), sys.stderr.flush()
 
 
+def start(binary: str, args: list[str], env: dict, stdout: str, stderr: str, cwd: str | None = None,
+          imports=None, name: str | None = None):
+    """Start ``python -m BINARY ARGS`` as a child of the warm server (which imported ``imports``, by default the
+    heavy modules of every stage) with this environment, its stdout and stderr going to those files. Returns the
+    started ``multiprocessing.Process``: its ``pid``, ``join``, ``kill`` and ``exitcode`` (negative: the signal)."""
+    if imports is None:
+        from copycat_tf.stages import HEAVY_IMPORTS as imports
+    context = _context(imports)
+    process = context.Process(target=_step, args=(binary, list(args), cwd, env, stdout, stderr),
+                              name=name or binary)
+    with _START, _no_main():
+        process.start()
+    return process
+
+
 def run_forked(call, cwd: str | None = None, running=None) -> str:
     """Run one call as a child of the warm server; a failure stops with its stderr. Returns its last stdout line.
     The child is in ``running`` while it runs, so a parallel plan can stop it when the plan ends; steps that
@@ -93,14 +112,11 @@ def run_forked(call, cwd: str | None = None, running=None) -> str:
     from copycat_tf.plan import step_environment, step_outcome
 
     stage = stages.get(call.stage)
-    context = _context(stage.imports)
     env = step_environment(running)  # the plan's environment now, as a fresh process gets it (API keys set since)
     with tempfile.TemporaryDirectory(prefix="copycat-step-") as folder:
         out, err = os.path.join(folder, "stdout"), os.path.join(folder, "stderr")
-        process = context.Process(target=_step, args=(stage.binary, list(call.args), cwd, env, out, err),
-                                  name=f"copycat-{call.stage}")
-        with _START, _no_main():
-            process.start()
+        process = start(stage.binary, call.args, env, out, err, cwd=cwd, imports=stage.imports,
+                        name=f"copycat-{call.stage}")
         if running is not None:
             running.add(process)
         try:

@@ -6,8 +6,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +14,7 @@ from typing import Callable
 import numpy as np
 import PIL.Image
 
+from tests import binaries
 from tfrecords_schema import content_id
 
 
@@ -122,7 +121,7 @@ class PredictServer:
 
 @contextlib.contextmanager
 def killed_while_held(label_of: Callable[[np.ndarray], int], request: int, arguments: list[str]):
-    """A running PredictServer after ``copycat-steal-labels ARGUMENTS --oracle=URL`` (a real process) was
+    """A running PredictServer after ``copycat-steal-labels ARGUMENTS --oracle=URL`` (a process of its own) was
     killed with SIGKILL while the server held its ``request``-th request unanswered."""
     holding, release = threading.Event(), threading.Event()
 
@@ -133,12 +132,11 @@ def killed_while_held(label_of: Callable[[np.ndarray], int], request: int, argum
 
     with PredictServer(label_of, on_request=on_request) as server:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        command = [sys.executable, "-m", "copycat_bin.steal_labels", f"--oracle={server.url}", *arguments]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = binaries.Forked("copycat_bin.steal_labels", [f"--oracle={server.url}", *arguments], env=env)
         try:
             assert holding.wait(300), f"the labeling run never reached request {request}"
             process.send_signal(signal.SIGKILL)
-            process.wait(60)
+            process.communicate(60)
         finally:
             release.set()
         assert process.returncode == -signal.SIGKILL

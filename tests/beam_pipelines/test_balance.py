@@ -6,6 +6,7 @@ import pytest
 
 from beam_pipelines.balance import BalanceConfig, copies_of, run, targets
 from copycat_tf.errors import CopycatError
+from tests import binaries
 from tests.conftest import labeled_record
 from tfrecords_schema import LABELED_IMAGE, Manifest, list_shards, read_records, write_manifest, write_shards
 
@@ -78,14 +79,10 @@ def test_a_missing_class_is_named(stolen, tmp_path):
 
 def test_binary_balances_and_prints_the_counts(stolen, tmp_path):
     import os
-    import subprocess
-    import sys
 
-    result = subprocess.run(
-        [sys.executable, "-m", "copycat_bin.balance", f"--input={stolen}", "--per_class=4", "--allow_missing_classes",
-         f"--output={tmp_path / 'b'}"],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600,
-    )
+    result = binaries.run("copycat_bin.balance", [f"--input={stolen}", "--per_class=4", "--allow_missing_classes",
+                                                  f"--output={tmp_path / 'b'}"],
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "[4, 4, 4, 0] per class, from [12, 3, 1, 0]" in result.stdout
     assert _histogram(str(tmp_path / "b")) == {0: 4, 1: 4, 2: 4}

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from beam_pipelines.build_npdd import BuildNpddConfig, run
 from beam_pipelines.image_decode import normalize_image
+from tests import binaries
 from tests.beam_pipelines.conftest import DISTINCT, awkward_files, encode, hostile_files, photo
 from tfrecords_schema import IMAGE, decode, list_shards, read_manifest, read_records, shard_for
 
@@ -223,9 +222,7 @@ def test_tfds_source_reads_a_prepared_dataset(tmp_path):
 
 def _binary(*args, tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, "-m", "copycat_bin.build_npdd", *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600
-    )
+    return binaries.run("copycat_bin.build_npdd", args, env=env, cwd=tmp_path)
 
 
 def test_binary_builds_the_bundled_source_offline(tmp_path):

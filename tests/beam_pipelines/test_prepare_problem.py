@@ -1,8 +1,6 @@
 """prepare_problem: digits, folder: and tfds: problems written as disjoint OL splits."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,6 +9,7 @@ import tensorflow_datasets as tfds
 from beam_pipelines.prepare_problem import PrepareProblemConfig, run
 from copycat_tf.errors import CopycatError
 from copycat_tf.problems import get_problem
+from tests import binaries
 from tests.beam_pipelines.conftest import encode, photo
 from tests.conftest import make_pixels
 from tfrecords_schema import LABELED_IMAGE, read_manifest, read_records
@@ -95,8 +94,8 @@ def test_tfds_problem_that_is_not_prepared_says_how(tmp_path):
 
 
 def test_binary_prepares_digits(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "copycat_bin.prepare_problem", "--problem=digits", f"--output={tmp_path}"],
-                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+    result = binaries.run("copycat_bin.prepare_problem", ["--problem=digits", f"--output={tmp_path}"],
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "problem digits written to" in result.stdout
     assert np.sum(read_manifest(str(tmp_path / "tdd")).extra["label_histogram"]) > 500

@@ -3,8 +3,6 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -14,6 +12,7 @@ from sklearn import metrics as sk
 from copycat_tf.evaluation import EvaluateConfig, evaluate
 from copycat_tf.export import export_classifier
 from copycat_tf.oracles import OracleSpec, open_oracle
+from tests import binaries
 from tests.copycat_tf.training.digits import digits_folder as _folder
 from tfrecords_schema import LABELED_IMAGE, read_records
 
@@ -64,10 +63,9 @@ def test_an_exact_copy_performs_at_one(setup, tmp_path):
 def test_binary_writes_the_json_report(setup, tmp_path):
     _, test, target, copy = setup
     output = tmp_path / "report.json"
-    result = subprocess.run(
-        [sys.executable, "-m", "copycat_bin.evaluate", f"--model={copy}", f"--reference={target}", f"--test={test}",
-         f"--output={output}", "--bootstrap=100"],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+    result = binaries.run("copycat_bin.evaluate", [f"--model={copy}", f"--reference={target}", f"--test={test}",
+                                                   f"--output={output}", "--bootstrap=100"],
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(output.read_text())
     assert report["reference"] == target and "copy_performance" in report

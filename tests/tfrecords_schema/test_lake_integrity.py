@@ -9,8 +9,6 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
-import sys
 
 import apache_beam as beam
 import pytest
@@ -19,6 +17,7 @@ import tensorflow as tf
 from beam_pipelines import lake_io
 from beam_pipelines.runner import DIRECT, make_pipeline
 from copycat_tf.training.input import lake_dataset, record_count
+from tests import binaries
 from tests.conftest import labeled_record
 from tfrecords_schema import (
     LABELED_IMAGE,
@@ -313,10 +312,8 @@ def test_evaluate_names_the_damaged_shard_in_one_line_and_exits_2(lake, tmp_path
     shard = _shard(lake, 1)
     _drop_records(shard, 2)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, "-m", "copycat_bin.evaluate", f"--model={tmp_path / 'no-model'}", f"--test={lake}", "--bootstrap=0"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
-    )
+    result = binaries.run("copycat_bin.evaluate", [f"--model={tmp_path / 'no-model'}", f"--test={lake}", "--bootstrap=0"],
+                          env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and f"shard {shard} holds 2 records" in errors[0]

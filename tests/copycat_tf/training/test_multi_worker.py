@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import keras
@@ -19,6 +18,7 @@ import tensorflow as tf
 from copycat_tf.training import TrainConfig, train
 from copycat_tf.training.class_balance import EpochDraw, read_labels
 from copycat_tf.training.input import decode_resize, lake_dataset, splits_by_file
+from tests import binaries
 from tests.copycat_tf.training.digits import SIZE, digits_folder
 from tfrecords_schema import LABELED_IMAGE, open_folder
 
@@ -110,9 +110,9 @@ def _start_cluster(train_folder, outputs, scratch, flags):
     for index, output in enumerate(outputs):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "TMPDIR": str(scratch),
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        command = [sys.executable, "-m", "copycat_bin.train", f"--train={train_folder}", f"--output={output}",
-                   "--strategy=multi_worker", f"--input_size={SIZE}", "--verbose=0", *flags]
-        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        args = [f"--train={train_folder}", f"--output={output}", "--strategy=multi_worker", f"--input_size={SIZE}",
+                "--verbose=0", *flags]
+        processes.append(binaries.Forked("copycat_bin.train", args, env=env, stderr=binaries.STDOUT))
     return processes
 
 
@@ -120,10 +120,10 @@ def _finish(processes, timeout=600):
     results = []
     for process in processes:
         try:
-            out = process.communicate(timeout=timeout)[0].decode(errors="replace")
+            out = process.communicate(timeout=timeout)[0]
         except subprocess.TimeoutExpired:
             process.kill()
-            out = process.communicate()[0].decode(errors="replace")
+            out = process.communicate()[0]
         results.append((process.returncode, out))
     return results
 

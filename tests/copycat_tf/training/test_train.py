@@ -4,8 +4,6 @@ import io
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import keras
@@ -19,6 +17,7 @@ from copycat_tf.oracles import OracleSpec, open_oracle
 from copycat_tf.training import TrainConfig, paper_schedule, train
 from copycat_tf.training.augment import build_augmentation, parse_augmentation
 from copycat_tf.training.strategy import choose_strategy
+from tests import binaries
 from tests.copycat_tf.training.digits import SIZE, digit_records, digits_folder
 
 
@@ -83,19 +82,17 @@ def test_mirrored_on_two_cpus_matches_one_device(data, tmp_path):
 def test_killed_run_resumes_to_the_same_final_step(data, tmp_path):
     train_folder, _ = data
     output = tmp_path / "run"
-    command = [sys.executable, "-m", "copycat_bin.train", "--model=vgg16_bn", f"--train={train_folder}",
-               f"--output={output}", f"--input_size={SIZE}", "--epochs=6", "--batch_size=32", "--width=0.0625",
-               "--checkpoint_every=5", "--strategy=one_device", "--lr=0.01"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = ["--model=vgg16_bn", f"--train={train_folder}", f"--output={output}", f"--input_size={SIZE}", "--epochs=6",
+            "--batch_size=32", "--width=0.0625", "--checkpoint_every=5", "--strategy=one_device", "--lr=0.01"]
+    process = binaries.Forked("copycat_bin.train", args, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         if tf.train.latest_checkpoint(str(output / "checkpoints")):  # saved and committed (state file written)
             break
         time.sleep(0.05)
-    assert process.poll() is None, "training ended before it could be killed: " + process.stderr.read().decode()[-1000:]
+    assert process.poll() is None, "training ended before it could be killed: " + process.output()[1][-1000:]
     process.send_signal(signal.SIGKILL)
-    process.wait(60)
+    process.communicate(60)
     assert not (output / "metrics.json").exists()
 
     metrics = train(_config(train_folder, output, epochs=6, checkpoint_every=5))

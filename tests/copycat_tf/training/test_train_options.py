@@ -12,6 +12,7 @@ import pytest
 
 from copycat_tf.errors import CopycatError
 from copycat_tf.training import TrainConfig, loop, train
+from tests import binaries
 from tests.copycat_tf.training.digits import SIZE, digits_folder
 
 
@@ -190,9 +191,13 @@ def test_an_option_added_since_a_run_was_recorded_counts_as_its_default_then(fin
 # ---- through the binary ---------------------------------------------------------------------------
 
 def _train_binary(*args, python=()):
+    """The binary as a fresh process where Python options are given (the import log), else forked (tests/binaries.py)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, *python, "-m", "copycat_bin.train", *args], capture_output=True, text=True,
-                            env=env, timeout=300)
+    if python:
+        result = subprocess.run([sys.executable, *python, "-m", "copycat_bin.train", *args], capture_output=True,
+                                text=True, env=env, timeout=300)
+    else:
+        result = binaries.run("copycat_bin.train", args, env=env, timeout=300)
     lines = [line for line in result.stderr.splitlines() if ": error: " in line or "Traceback" in line]
     return result.returncode, lines, result.stderr
 

@@ -57,9 +57,10 @@ class StageCall:
                 found += [v.rstrip("/") for v in arg.split("=", 1)[1].split(",") if "/" in v]
         return found
 
-    def writes(self) -> list[str]:
-        """The paths the call writes: the values of its stage's writing flags (``--output``, a shared ledger...)."""
-        flags = stages.get(self.stage).writes
+    def writes(self, reads: Iterable[str] = ()) -> list[str]:
+        """The paths the call writes: the values of its stage's writing flags (``--output``, a shared ledger...),
+        but for the shared folders it only ``reads`` (:func:`shared_reads`)."""
+        flags = [name for name in stages.get(self.stage).writes if name not in reads]
         return [self.done.rstrip("/"), *(v.rstrip("/") for name in flags if (v := self.flag(name)))]
 
 
@@ -67,14 +68,35 @@ def _nested(a: str, b: str) -> bool:
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
-def must_follow(later: StageCall, earlier: StageCall) -> bool:
+def must_follow(later: StageCall, earlier: StageCall, later_reads: Iterable[str] = (),
+                earlier_reads: Iterable[str] = ()) -> bool:
     """Whether ``later`` may only start once ``earlier`` has finished: it names something ``earlier`` writes
     (the same path, one inside it or around it), or it writes something ``earlier`` names, or its stage reads
-    more than its flags name (``Stage.after_all``: the report reads whatever the plan wrote)."""
+    more than its flags name (``Stage.after_all``: the report reads whatever the plan wrote). A shared folder
+    that a call only reads (``*_reads``, from :func:`shared_reads`) is not among what it writes."""
     if stages.get(later.stage).after_all:
         return True
-    return (any(_nested(p, w) for p in later.paths() for w in earlier.writes())
-            or any(_nested(w, p) for w in later.writes() for p in earlier.paths()))
+    return (any(_nested(p, w) for p in later.paths() for w in earlier.writes(earlier_reads))
+            or any(_nested(w, p) for w in later.writes(later_reads) for p in earlier.paths()))
+
+
+def shared_reads(calls: Sequence[StageCall]) -> list[frozenset[str]]:
+    """For each call, the shared flags (``Stage.shares``) whose folders it only reads: an earlier call in ``calls``
+    built each of them from the same inputs (e.g. the transformed pool of one recipe's steals over seeds). Those
+    calls wait for the builder and not for each other. A call that would build any of its shared folders (first
+    of its inputs, or other inputs than the last build) builds them all: it waits for every earlier call that
+    names them, and the calls after it read its build."""
+    built: dict[tuple[str, str], tuple] = {}  # (flag, folder) -> the inputs of its last build
+    reads = []
+    for call in calls:
+        keys = {(flag, path.rstrip("/")): tuple(call.flag(name) for name in inputs)
+                for flag, inputs in stages.get(call.stage).shares if (path := call.flag(flag)) is not None}
+        if keys and all(built.get(folder) == inputs for folder, inputs in keys.items()):
+            reads.append(frozenset(flag for flag, _ in keys))
+        else:
+            built.update(keys)
+            reads.append(frozenset())
+    return reads
 
 
 def join(folder: str, *parts: str) -> str:
@@ -218,7 +240,8 @@ def _run_batch(calls: list[StageCall], prefix: str, run: Callable[[StageCall], s
     running = Running()
     if run in (run_step, run_in_subprocess):
         run = functools.partial(run, running=running)
-    after = {i: {j for j in range(i) if must_follow(todo[i], todo[j])} for i in range(len(todo))}
+    reads = shared_reads(todo)  # over the calls left: the builder may have finished in an earlier run
+    after = {i: {j for j in range(i) if must_follow(todo[i], todo[j], reads[i], reads[j])} for i in range(len(todo))}
     waiting, finished, ran = list(range(len(todo))), set(), []
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="plan-step")
     active: dict = {}

@@ -28,6 +28,9 @@ class Stage:
     writes: tuple[str, ...] = ("output",)  # the flags naming what a call writes (plans run in parallel by them)
     after_all: bool = False  # reads more than its flags name: in a parallel plan it waits for every earlier step
     imports: tuple[str, ...] = HEAVY_IMPORTS  # what the warm process that plan steps fork from imports for it
+    # Folders (flag, the flags that decide their content) that a call builds if missing and then only reads: in a
+    # parallel plan, later calls that name one with the same content wait for its first builder, not for each other.
+    shares: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def config_class(self) -> type | None:
         """The Config dataclass (imported now: its module is light by rule)."""
@@ -71,7 +74,9 @@ for _stage in (
           "beam_pipelines.build_npdd_config:BuildNpddConfig"),
     Stage("steal-labels", "images labeled by the black-box oracle (hard labels), within a query budget",
           "copycat_bin.steal_labels", "beam_pipelines.steal_labels_config:StealLabelsConfig",
-          writes=("output", "ledger", "pool", "adaptive_cache")),  # the last three may be shared between runs
+          writes=("output", "ledger", "pool", "adaptive_cache"),  # the last three may be shared between runs
+          shares=(("pool", ("images", "pool_transforms", "seed")),  # the transformed pool, and its adaptive index
+                  ("adaptive_cache", ("images", "pool_transforms", "seed", "adaptive_input_size")))),
     Stage("balance", "the same number of labeled images per class", "copycat_bin.balance",
           "beam_pipelines.balance_config:BalanceConfig"),
     Stage("train", "a target or a copycat trained and exported", "copycat_bin.train",

@@ -8,7 +8,7 @@ import pytest
 from copycat_tf.demo import DemoConfig, experiment_config
 from copycat_tf.errors import CopycatError
 from copycat_tf.experiment import load_config, plan
-from copycat_tf.plan import StageCall, execute, must_follow, unique
+from copycat_tf.plan import StageCall, execute, must_follow, shared_reads, unique
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"
 
@@ -426,16 +426,38 @@ def test_one_step_at_a_time_is_the_default_and_keeps_the_plans_order():
     assert not timeline.overlaps
 
 
-def test_steps_sharing_a_ledger_or_a_pool_never_overlap():
+def test_steps_sharing_a_ledger_never_overlap_and_a_shared_pool_is_built_once_then_read_at_once():
     calls = [_call("steal-labels", f"/o/lake/stolen/T/NPDD-SL@{n}", "--images=/o/lake/npdd", "--oracle=/o/runs/T/export",
                    f"--max_queries={n}", "--ledger=/o/lake/ledgers/T/curve") for n in (100, 200)]
-    calls += [_call("steal-labels", f"/o/seeds/seed{s}/lake/stolen/T/NPDD-SL.best", "--images=/o/lake/npdd",
-                    f"--oracle=/o/seeds/seed{s}/runs/T/export", "--pool=/o/lake/npdd-pool") for s in (1, 2)]
-    timeline = _Timeline()
+    pooled = ["--images=/o/lake/npdd", "--pool=/o/lake/npdd-pool", "--pool_transforms=strokes",
+              "--adaptive_cache=/o/lake/adaptive-cache"]
+    calls += [_call("steal-labels", f"/o/seeds/seed{s}/lake/stolen/T/NPDD-SL.best",
+                    f"--oracle=/o/seeds/seed{s}/runs/T/export", *pooled) for s in (0, 1, 2)]
+    other_looks = _call("steal-labels", "/o/lake/stolen/T/NPDD-SL.other", "--oracle=/o/runs/T/export",
+                        *pooled[:2], "--pool_transforms=scribble")  # the same --pool, built from other inputs
+    calls += [other_looks, _call("steal-labels", "/o/seeds/seed3/lake/stolen/T/NPDD-SL.best",
+                                 "--oracle=/o/seeds/seed3/runs/T/export", *pooled)]
+    assert shared_reads(calls) == [set(), set(), set(), {"pool", "adaptive_cache"}, {"pool", "adaptive_cache"},
+                                   set(), set()]
+    timeline = _Timeline(seconds=0.2)
     execute(calls, run=timeline, exists=lambda path: False, jobs=4)
-    assert timeline.ended_before_started(calls[0].done, calls[1].done)
-    assert timeline.ended_before_started(calls[2].done, calls[3].done)
-    assert len(timeline.overlaps) >= 1  # a curve point and a pooled steal did overlap: they share nothing
+    assert timeline.ended_before_started(calls[0].done, calls[1].done)  # one ledger
+    for reader in calls[3:5]:  # the first seed's steal builds the pool and its index; the others only read them
+        assert timeline.ended_before_started(calls[2].done, reader.done)
+    assert {(calls[3].done, calls[4].done), (calls[4].done, calls[3].done)} & set(timeline.overlaps)  # at once
+    for earlier in calls[2:5]:  # other looks into the same --pool: built again, after every reader of the first
+        assert timeline.ended_before_started(earlier.done, other_looks.done)
+    assert timeline.ended_before_started(other_looks.done, calls[6].done)  # which builds the first looks again
+    assert len(timeline.overlaps) >= 1
+
+
+def test_a_shared_pool_whose_builder_finished_in_an_earlier_run_is_built_by_the_first_call_left():
+    pooled = ["--images=/o/lake/npdd", "--pool=/o/lake/npdd-pool", "--pool_transforms=strokes"]
+    calls = [_call("steal-labels", f"/o/seeds/seed{s}/lake/stolen/T/NPDD-SL.best",
+                   f"--oracle=/o/seeds/seed{s}/runs/T/export", *pooled) for s in (0, 1, 2)]
+    timeline = _Timeline(seconds=0.1)
+    execute(calls, run=timeline, exists=lambda path: path == calls[0].done, jobs=3)
+    assert timeline.ended_before_started(calls[1].done, calls[2].done)  # seed 1 builds (or finds) the pool first
 
 
 def test_a_failed_step_stops_the_plan_and_nothing_after_it_starts():
@@ -463,11 +485,17 @@ def test_the_demo_at_two_steps_at_once_trains_another_seeds_target_beside_this_s
     assert {done for _, done in timeline.events} == set(by_done)  # every step ran once
     assert timeline.overlaps  # two steps did run at once
     # Another seed's chain waits only for the problem, the NPDD and (for the recipe's steal, whose transformed pool
-    # and adaptive index are shared) the same steal of the seeds before it: it can run beside seed 0's copycats.
+    # and adaptive index are shared) seed 0's steal, which builds them: it can run beside seed 0's copycats.
+    reads = dict(zip(result.calls, shared_reads(result.calls)))
+    for seed in (1, 2):
+        chain = [c for c in result.calls if f"/seeds/seed{seed}/" in c.done]
+        outside = {c.done for c in result.calls if f"/seeds/seed{seed}/" not in c.done and "/seeds/" in c.done}
+        assert not {e.done for c in chain for e in result.calls[:result.calls.index(c)]
+                    if must_follow(c, e, reads[c], reads[e])} & outside  # seed 2's steal does not wait for seed 1's
     seed1 = [c for c in result.calls if "/seeds/seed1/" in c.done]
     outside = {c.done for c in result.calls if "/seeds/seed1/" not in c.done}
-    waits_for = {c.done: {e.done for e in result.calls[:result.calls.index(c)] if must_follow(c, e)} & outside
-                 for c in seed1}
+    waits_for = {c.done: {e.done for e in result.calls[:result.calls.index(c)] if must_follow(c, e, reads[c], reads[e])}
+                 & outside for c in seed1}
     assert waits_for[seed1[0].done] == {"/o/lake/problems/digits/tdd/manifest.json"}  # its target: the problem only
     shared_steal = "/o/lake/stolen/BL-VGG-ODD-OL/NPDD-SL.mixture+variants+sqrt/manifest.json"
     assert set().union(*waits_for.values()) == {"/o/lake/problems/digits/tdd/manifest.json",
@@ -476,7 +504,7 @@ def test_the_demo_at_two_steps_at_once_trains_another_seeds_target_beside_this_s
     assert timeline.events[-2:] == [("start", report), ("end", report)]  # the report runs alone, last
     for i, later in enumerate(result.calls):  # a step never starts before a step whose output it names has ended
         for earlier in result.calls[:i]:
-            if any(p == w or p.startswith(w + "/") for p in later.paths() for w in earlier.writes()):
+            if any(p == w or p.startswith(w + "/") for p in later.paths() for w in earlier.writes(reads[earlier])):
                 assert timeline.ended_before_started(earlier.done, later.done), (earlier.done, later.done)
 
 

@@ -124,14 +124,14 @@ def total_bytes(paths: Sequence[str]) -> int:
 SHARD_MB = 128.0
 
 
-def shards_for(total_bytes: float, requested: int = 0, shard_mb: float = SHARD_MB) -> int:
+def shards_for(total_bytes: float, requested: int = 0, shard_mb: float | None = None) -> int:
     """The lake's one shard policy: the shards a stage writes for an output of about ``total_bytes`` — the
-    ``--num_shards`` the user asked for, else one per ``shard_mb`` MiB (at least one). Stages that know their
-    output's size only inside the job (build_npdd) call it there; prepare_problem writes one shard per part
-    of the problem it read."""
+    ``--num_shards`` the user asked for, else one per ``shard_mb`` MiB (default ``SHARD_MB``; at least one).
+    Stages that know their output's size only inside the job (build_npdd) call it there; prepare_problem
+    writes one shard per part of the problem it read."""
     if requested:
         return int(requested)
-    return max(1, math.ceil(total_bytes / (shard_mb * 2**20)))
+    return max(1, math.ceil(total_bytes / ((SHARD_MB if shard_mb is None else shard_mb) * 2**20)))
 
 
 # ---------------------------------------------------------------------------------------------

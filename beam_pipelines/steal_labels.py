@@ -43,6 +43,7 @@ from copycat_tf.oracles import OracleSpec, open_oracle
 from tfrecords_schema import IMAGE, LABELED_IMAGE, Manifest, fileio, input_entry, open_folder
 from tfrecords_schema.extras import StolenExtra
 from tfrecords_schema.image_records import labeled_record
+from tfrecords_schema.manifest import expected_records
 
 STAGE = "steal_labels"
 NAMESPACE = "copycat_oracle"
@@ -298,10 +299,15 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     if budget_left == 0 and asked.report is None:
         log.warning("the query budget (--max_queries=%d) is spent already: only ledger answers are used",
                     config.max_queries)
-    shards = list(source.shards) + [shard for folder in asked.made for shard in folder.shards]
+    made = [shard for folder in asked.made for shard in folder.shards]
+    shards = list(source.shards) + made
     log.info("stealing labels of %s from %s (%s), batches of %d, budget %s", images, config.oracle.target,
              fingerprint, config.batch_size, "unlimited" if budget_left is None else budget_left)
-    num_shards = lake_io.shards_for(lake_io.total_bytes(shards), config.num_shards)  # at most every image labeled
+    # At most the budget's images are labeled (the first max_queries of the order, or what the ledger holds once a
+    # strategy asked): a 10,000-query steal of a large pool writes the shards of 10,000 images, not of the pool.
+    most = config.max_queries if strategy.ask is None else ledger.spent()
+    num_shards = lake_io.shards_for(labeled_bytes(lake_io.total_bytes(source.shards), expected_records(source.manifest),
+                                                  lake_io.total_bytes(made), most), config.num_shards)
     with make_pipeline(runner, pipeline_args) as pipeline:
         build_pipeline(pipeline, config, shards, fingerprint, run_id, budget_left, num_shards,
                        prefix=strategy.ask is None)
@@ -312,6 +318,14 @@ def run(config: StealLabelsConfig, runner: str = DIRECT, pipeline_args: Sequence
     log.info("steal_labels: %d of %d images labeled (%d from the ledger, %d queries this run) -> %s",
              manifest.counts["labeled"], stats["images"], manifest.counts["ledger_hits"], asked.queries, config.output)
     return manifest
+
+
+def labeled_bytes(pool_bytes: float, pool_images: int | None, made_bytes: float, most: int | None) -> float:
+    """About how many bytes the labeled folder holds: the pool's share for at most ``most`` labeled images
+    (None: every one), plus the images the strategy made; the whole pool where its image count is unknown."""
+    if most is None or not pool_images:
+        return pool_bytes + made_bytes
+    return pool_bytes * min(1.0, most / pool_images) + made_bytes
 
 
 def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_options: dict) -> Manifest:

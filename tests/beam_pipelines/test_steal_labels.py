@@ -78,6 +78,30 @@ def test_max_queries_is_exact_across_reruns(npdd, oracle, tmp_path):
     assert {i: r["label"] for i, r in _labels(str(tmp_path / "sl")).items()} == expected
 
 
+def test_the_labeled_folder_has_the_shards_of_its_budget_not_of_the_pool(npdd, oracle, tmp_path, monkeypatch):
+    """A 6-query steal of a 60-image pool writes the shards of about 6 images (here with tiny shards, so the pool
+    alone would need many)."""
+    from beam_pipelines import lake_io
+
+    images, _ = npdd
+    pool_bytes = sum(os.path.getsize(path) for path in list_shards(images))
+    monkeypatch.setattr(lake_io, "SHARD_MB", pool_bytes / 12 / 2**20)  # the whole pool: 12 shards
+    assert lake_io.shards_for(pool_bytes) == 12
+    manifest = run(StealLabelsConfig(images=images, oracle=OracleSpec(oracle), output=str(tmp_path / "sl"),
+                                     batch_size=8, max_queries=6))
+    assert manifest.counts["labeled"] == 6
+    assert len(list_shards(str(tmp_path / "sl"))) == lake_io.shards_for(pool_bytes * 6 / COUNT) == 2
+
+
+def test_labeled_bytes_scales_the_pool_to_the_images_that_can_be_labeled():
+    from beam_pipelines.steal_labels import labeled_bytes
+
+    assert labeled_bytes(1000.0, 100, 50.0, 10) == 1000.0 * 10 / 100 + 50.0  # a tenth of the pool, and what was made
+    assert labeled_bytes(1000.0, 100, 0.0, 500) == 1000.0  # a budget above the pool: the whole pool
+    assert labeled_bytes(1000.0, 100, 50.0, None) == 1050.0  # no budget: every image
+    assert labeled_bytes(1000.0, None, 0.0, 10) == 1000.0  # the pool's count unknown: the whole pool
+
+
 def test_a_data_curve_sharing_one_ledger_pays_only_for_its_largest_point(npdd, oracle, tmp_path):
     images, expected = npdd
     ledger = str(tmp_path / "ledger")

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import tempfile
 
 import pytest
 
@@ -153,6 +154,36 @@ def test_plan_steps_fork_from_a_process_that_imported_their_stages_modules_once(
     assert step["main_again"] is False  # the plan's script (copycat-demo's flags) is not imported into the step
     assert "toy stage done" in done.stdout
     assert "step toy-stage failed (exit 3)" in plan["error"] and "toy stage failing as asked" in plan["error"]
+
+
+_BURNING_PLAN = """
+import sys
+from copycat_tf import stages
+from copycat_tf.plan import StageCall, execute
+stages.register(stages.Stage("toy-stage", "writes done.txt", "tests.copycat_tf.toy_stage", imports=()))
+root = sys.argv[1]
+execute([StageCall("toy-stage", (f"--output={root}/{name}", "--burn=0.6"), f"{root}/{name}/done.txt")
+         for name in ("a", "b")])
+"""
+
+
+def test_the_cpu_time_of_forked_steps_is_counted_as_the_plans_childrens():
+    """``time copycat-demo`` shows the steps' CPU time: at exit the plan waits for the server, which waited for
+    every step, so their time reaches whoever waits for the plan."""
+    import resource
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with tempfile.TemporaryDirectory() as folder:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run([sys.executable, "-c", _BURNING_PLAN, folder], cwd=root, capture_output=True, text=True,
+                              env={**os.environ, "COPYCAT_FORK_STEPS": "1", "PYTHONPATH": root}, timeout=120)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        assert done.returncode == 0, done.stderr
+        assert os.path.exists(os.path.join(folder, "b", "done.txt"))
+    spent = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert spent >= 1.2, spent  # the two steps' 0.6 s each, and the plan's own
 
 
 def test_steps_are_forked_on_linux_unless_told_not_to_and_elsewhere_only_when_told(monkeypatch):

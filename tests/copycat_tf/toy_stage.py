@@ -1,10 +1,12 @@
 """A toy stage binary for tests/copycat_tf/test_stages.py: writes OUTPUT/done.txt with its arguments, whether
 ``fractions`` was imported before it started (a forked step's server preloads it), whether the plan's own main
-script (which defines an absl flag) ran again in it, and its parent's pid."""
+script (which defines an absl flag) ran again in it, and its parent's pid. ``--burn=SECONDS`` spends that much CPU
+time first."""
 
 import json
 import os
 import sys
+import time
 
 if __name__ == "__main__":
     preloaded = "fractions" in sys.modules
@@ -15,6 +17,9 @@ if __name__ == "__main__":
     if any(a.startswith("--fail=") for a in sys.argv[1:]):
         print("toy stage failing as asked", file=sys.stderr)
         sys.exit(int(next(a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--fail="))))
+    burn = float(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--burn=")), 0))
+    while time.process_time() < burn:
+        pass
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, "done.txt"), "w") as handle:
         json.dump({"args": sys.argv[1:], "preloaded": preloaded, "parent": os.getppid(), "main_again": main_again,

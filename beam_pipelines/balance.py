@@ -117,7 +117,8 @@ def run(config: BalanceConfig, runner: str = DIRECT, pipeline_args: Sequence[str
         class_targets[c] = target
     records_in = sum(before)
     bytes_in = lake_io.total_bytes(source.shards)
-    num_shards = lake_io.shards_for(sum(class_targets) * bytes_in / max(records_in, 1), config.num_shards)
+    num_shards = lake_io.shards_for(lake_io.bytes_of_records(sum(class_targets), bytes_in, records_in),
+                                    config.num_shards)
     lake_io.claim_stage_output(config.output, STAGE, [("--input", config.input)])
     with make_pipeline(runner, pipeline_args) as pipeline:
         build_pipeline(pipeline, config, source.shards, class_targets, num_shards)

@@ -124,6 +124,12 @@ def total_bytes(paths: Sequence[str]) -> int:
 SHARD_MB = 128.0
 
 
+def bytes_of_records(count: float, total_bytes: float, total_records: int) -> float:
+    """About how many bytes ``count`` records take, at the average size of a folder's ``total_records`` records of
+    ``total_bytes`` (what a stage writing a subset or replicas of its input sizes its shards by)."""
+    return count * total_bytes / max(total_records, 1)
+
+
 def shards_for(total_bytes: float, requested: int = 0, shard_mb: float | None = None) -> int:
     """The lake's one shard policy: the shards a stage writes for an output of about ``total_bytes`` — the
     ``--num_shards`` the user asked for, else one per ``shard_mb`` MiB (default ``SHARD_MB``; at least one).

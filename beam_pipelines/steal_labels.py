@@ -325,7 +325,7 @@ def labeled_bytes(pool_bytes: float, pool_images: int | None, made_bytes: float,
     (None: every one), plus the images the strategy made; the whole pool where its image count is unknown."""
     if most is None or not pool_images:
         return pool_bytes + made_bytes
-    return pool_bytes * min(1.0, most / pool_images) + made_bytes
+    return lake_io.bytes_of_records(min(most, pool_images), pool_bytes, pool_images) + made_bytes
 
 
 def steal_manifest(config: StealLabelsConfig, asked: Asked, stats: dict, run_options: dict) -> Manifest:

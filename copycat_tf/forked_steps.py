@@ -98,6 +98,7 @@ def _step(binary: str, args: list[str], cwd: str | None, env: dict, stdout: str,
     os.close(opened)
     os.environ.clear()  # the plan's environment now, not the server's when it started
     os.environ.update(env)
+    tempfile.tempdir = None  # the temporary folder follows this TMPDIR, as in a fresh process (not a cached one)
     if cwd:
         os.chdir(cwd)
     sys.path.insert(0, os.getcwd())  # as ``python -m`` puts the working folder first
@@ -109,14 +110,21 @@ def _step(binary: str, args: list[str], cwd: str | None, env: dict, stdout: str,
         sys.stdout.flush(), sys.stderr.flush()
 
 
+def server(imports=None):
+    """The multiprocessing context whose children are forked from the warm server, started now if it is not
+    running (with ``imports``, by default the heavy modules of every stage). Other process pools can use it too:
+    their children then skip those imports as well."""
+    if imports is None:
+        from copycat_tf.stages import HEAVY_IMPORTS as imports
+    return _context(imports)
+
+
 def start(binary: str, args: list[str], env: dict, stdout: str, stderr: str, cwd: str | None = None,
           imports=None, name: str | None = None):
     """Start ``python -m BINARY ARGS`` as a child of the warm server (which imported ``imports``, by default the
     heavy modules of every stage) with this environment, its stdout and stderr going to those files. Returns the
     started ``multiprocessing.Process``: its ``pid``, ``join``, ``kill`` and ``exitcode`` (negative: the signal)."""
-    if imports is None:
-        from copycat_tf.stages import HEAVY_IMPORTS as imports
-    context = _context(imports)
+    context = server(imports)
     process = context.Process(target=_step, args=(binary, list(args), cwd, env, stdout, stderr),
                               name=name or binary)
     with _START, _no_main():

@@ -9,11 +9,13 @@ import json
 import os
 
 import apache_beam as beam
+import dask
 import distributed  # the test extra installs Dask: without it this module fails, it is not skipped
 import pytest
 
 from beam_pipelines import balance, build_npdd, pool_transforms, prepare_problem, steal_labels
 from beam_pipelines.runner import make_pipeline
+from copycat_tf import forked_steps
 from copycat_tf.oracles import OracleSpec
 from tests.beam_pipelines.load_counting import LoadCountingHandler
 from tests.conftest import image_record, labeled_record
@@ -27,7 +29,11 @@ RUN_FIELDS = {"created", "output", "runner", "pipeline_args"}
 
 @pytest.fixture(scope="module")
 def dask_args():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    # The worker processes are forked from the test process's warm server (TensorFlow and Beam imported once),
+    # not spawned: a spawned worker imports them again when it unpickles its first task.
+    forked_steps.server()
+    with dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"}):
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     try:
         yield [f"--dask_client_address={cluster.scheduler_address}"]
     finally:

@@ -22,7 +22,7 @@ def _member(folder, seed, classes=CLASSES):
     import keras
 
     keras.utils.set_random_seed(seed)
-    model = build_model("vgg16_bn", len(classes), 32, width=0.125)
+    model = build_model("alexnet_bn", len(classes), 32, width=0.125)
     last = model.layers[-1]  # members that disagree clearly: a random bias per class
     kernel, bias = last.get_weights()
     last.set_weights([kernel, np.random.default_rng(seed).normal(0, 2, bias.shape).astype(bias.dtype)])
@@ -30,7 +30,7 @@ def _member(folder, seed, classes=CLASSES):
     os.makedirs(str(folder), exist_ok=True)
     model.save(run.model)
     with open(run.metrics, "w") as handle:
-        json.dump({"model": "vgg16_bn", "num_classes": len(classes), "class_names": classes,
+        json.dump({"model": "alexnet_bn", "num_classes": len(classes), "class_names": classes,
                    "options": {"seed": seed}}, handle)
     return model
 

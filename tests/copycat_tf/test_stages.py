@@ -186,6 +186,22 @@ def test_the_cpu_time_of_forked_steps_is_counted_as_the_plans_childrens():
     assert spent >= 1.2, spent  # the two steps' 0.6 s each, and the plan's own
 
 
+def test_a_forked_step_takes_its_temporary_folder_from_its_own_environment(tmp_path):
+    """TMPDIR given to a step is where its temporary files go, as in a fresh process, although the warm server
+    (and this process) looked the temporary folder up long before."""
+    from copycat_tf import forked_steps
+
+    tempfile.gettempdir()  # cached here, and in the server forked from here (TensorFlow's import looks it up too)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    out = str(tmp_path / "out.txt")
+    process = forked_steps.start("tests.copycat_tf.toy_stage", [f"--output={tmp_path / 'toy'}"],
+                                 {**os.environ, "TMPDIR": str(scratch)}, out, out)
+    process.join(120)
+    assert process.exitcode == 0, open(out).read()
+    assert json.loads((tmp_path / "toy" / "done.txt").read_text())["tmpdir"] == str(scratch)
+
+
 def test_steps_are_forked_on_linux_unless_told_not_to_and_elsewhere_only_when_told(monkeypatch):
     import sys
 

@@ -1,11 +1,12 @@
 """A toy stage binary for tests/copycat_tf/test_stages.py: writes OUTPUT/done.txt with its arguments, whether
 ``fractions`` was imported before it started (a forked step's server preloads it), whether the plan's own main
-script (which defines an absl flag) ran again in it, and its parent's pid. ``--burn=SECONDS`` spends that much CPU
+script (which defines an absl flag) ran again in it, its parent's pid and its temporary folder. ``--burn=SECONDS`` spends that much CPU
 time first."""
 
 import json
 import os
 import sys
+import tempfile
 import time
 
 if __name__ == "__main__":
@@ -24,5 +25,5 @@ if __name__ == "__main__":
     with open(os.path.join(output, "done.txt"), "w") as handle:
         json.dump({"args": sys.argv[1:], "preloaded": preloaded, "parent": os.getppid(), "main_again": main_again,
                    "gpu_memory_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
-                   "toy_setting": os.environ.get("COPYCAT_TOY_SETTING")}, handle)
+                   "toy_setting": os.environ.get("COPYCAT_TOY_SETTING"), "tmpdir": tempfile.gettempdir()}, handle)
     print("toy stage done")

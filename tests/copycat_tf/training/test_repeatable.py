@@ -62,12 +62,13 @@ def _assert_same(a, b):
     np.testing.assert_array_equal(answers_a, answers_b)
 
 
-@pytest.mark.parametrize("augment", ["none", "paper"])
-def test_the_same_seed_gives_the_same_numbers_and_another_seed_others(digits, runs, augment, tmp_path):
-    first = _outcome(runs(augment, 1))
-    train(_config(digits, tmp_path / "again", augment=augment, seed=1))
+def test_the_same_seed_gives_the_same_numbers_and_another_seed_others(digits, runs, tmp_path):
+    """Without augmentation here; with all ten, the killed-and-resumed run below computes the uninterrupted
+    run's numbers from its own first steps on, and the augmentation's seed is checked in test_train."""
+    first = _outcome(runs("none", 1))
+    train(_config(digits, tmp_path / "again", augment="none", seed=1))
     _assert_same(first, _outcome(tmp_path / "again"))
-    other = _outcome(runs(augment, 2))
+    other = _outcome(runs("none", 2))
     assert first[0]["history"]["loss"] != other[0]["history"]["loss"]
     assert not np.array_equal(first[2], other[2])
 

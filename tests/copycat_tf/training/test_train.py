@@ -82,7 +82,7 @@ def test_mirrored_on_two_cpus_matches_one_device(data, tmp_path):
 def test_killed_run_resumes_to_the_same_final_step(data, tmp_path):
     train_folder, _ = data
     output = tmp_path / "run"
-    args = ["--model=vgg16_bn", f"--train={train_folder}", f"--output={output}", f"--input_size={SIZE}", "--epochs=6",
+    args = ["--model=alexnet", f"--train={train_folder}", f"--output={output}", f"--input_size={SIZE}", "--epochs=6",
             "--batch_size=32", "--width=0.0625", "--checkpoint_every=5", "--strategy=one_device", "--lr=0.01"]
     process = binaries.Forked("copycat_bin.train", args, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     deadline = time.time() + 300
@@ -95,7 +95,7 @@ def test_killed_run_resumes_to_the_same_final_step(data, tmp_path):
     process.communicate(60)
     assert not (output / "metrics.json").exists()
 
-    metrics = train(_config(train_folder, output, epochs=6, checkpoint_every=5))
+    metrics = train(_config(train_folder, output, model="alexnet", epochs=6, checkpoint_every=5))
     assert 0 < metrics["resumed_from_step"] < 60
     assert metrics["steps"] == metrics["total_steps"] == 60
 
@@ -124,6 +124,10 @@ def test_augmentation_keeps_shapes_and_refuses_unknown_names():
     images = tf.random.stateless_uniform((4, SIZE, SIZE, 3), (1, 2), 0, 255)
     augmented = build_augmentation("paper", seed=1)(images, 0)
     assert augmented.shape == images.shape and augmented.dtype == tf.float32
+    # a function of (seed, step): the same pair gives the same batch, another seed or step another
+    assert np.array_equal(augmented, build_augmentation("paper", seed=1)(images, 0))
+    assert not np.array_equal(augmented, build_augmentation("paper", seed=2)(images, 0))
+    assert not np.array_equal(augmented, build_augmentation("paper", seed=1)(images, 1))
     assert build_augmentation("none") is None
     with pytest.raises(CopycatError, match="unknown operation.*mirror"):
         build_augmentation("rotate,mirror")
@@ -172,7 +176,8 @@ def test_strategy_choice():
 
 def test_mixed_precision_trains_and_exports_float32_outputs(data, tmp_path):
     train_folder, _ = data
-    metrics = train(_config(train_folder, tmp_path / "mixed", mixed_precision=True, checkpoint_every=3, epochs=1))
+    metrics = train(_config(train_folder, tmp_path / "mixed", model="alexnet_bn", mixed_precision=True,
+                            checkpoint_every=3, epochs=1))
     assert metrics["steps"] == 12 and np.isfinite(metrics["final_loss"])
     assert keras.mixed_precision.global_policy().name == "float32"  # the policy is restored afterwards
     oracle = open_oracle(OracleSpec(str(tmp_path / "mixed" / "export")))

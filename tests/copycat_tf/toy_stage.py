@@ -1,7 +1,7 @@
 """A toy stage binary for tests/copycat_tf/test_stages.py: writes OUTPUT/done.txt with its arguments, whether
 ``fractions`` was imported before it started (a forked step's server preloads it), whether the plan's own main
-script (which defines an absl flag) ran again in it, its parent's pid and its temporary folder. ``--burn=SECONDS`` spends that much CPU
-time first."""
+script (which defines an absl flag) ran again in it, its parent's pid and its temporary folder.
+``--burn=SECONDS`` spends that much CPU time first."""
 
 import json
 import os

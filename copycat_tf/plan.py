@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import posixpath
+import shutil
 import subprocess
 import sys
 import time
@@ -280,43 +281,72 @@ def _exit_on_sigterm() -> Callable[[], None]:
 def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[], None]:
     """Start a background call as a process of its own and wait until it writes its ``done`` file (local);
     returns the function that stops it (SIGINT, then SIGKILL after 30 s). A process that ends before it is
-    ready stops the plan with its stderr."""
+    ready stops the plan with its stderr. Like foreground steps, it is forked from the warm server where the
+    platform allows (:func:`run_step`), else started as a fresh ``python -m`` process."""
     import signal
     import tempfile
 
+    from copycat_tf import forked_steps
     from tfrecords_schema import fileio
 
     if fileio.is_remote(call.done):
         raise CopycatError(f"a background step ({call.stage}) must announce itself in a local file, not {call.done}")
     if os.path.exists(call.done):
         os.remove(call.done)
-    errors = tempfile.TemporaryFile(mode="w+")
-    process = subprocess.Popen(call.command(), stdout=subprocess.DEVNULL, stderr=errors,
-                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    folder = tempfile.mkdtemp(prefix="copycat-background-")
+    errors = os.path.join(folder, "stderr")
+    if forked_steps.available():
+        stage = stages.get(call.stage)
+        process = _Forked(forked_steps.start(stage.binary, call.args, step_environment(None), os.devnull, errors,
+                                             imports=stage.imports, name=f"copycat-{call.stage}"))
+    else:
+        with open(errors, "w") as handle:
+            process = subprocess.Popen(call.command(), stdout=subprocess.DEVNULL, stderr=handle,
+                                       env=step_environment(None))
 
     def stop() -> None:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
+            os.kill(process.pid, signal.SIGINT)
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 log.warning("background step %s did not stop within 30 s of SIGINT; killed", call.stage)
                 process.kill()
                 process.wait()
-        errors.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
     deadline = time.time() + timeout_s
     try:
         while not os.path.exists(call.done):
             if process.poll() is not None or time.time() > deadline:
-                reason = f"exit {process.returncode}" if process.returncode is not None else f"not ready in {timeout_s:.0f} s"
-                errors.seek(0)
-                raise CopycatError(f"background step {call.stage} failed ({reason}):\n{errors.read()[-3000:]}")
+                code = process.poll()
+                reason = f"exit {code}" if code is not None else f"not ready in {timeout_s:.0f} s"
+                with open(errors, errors="replace") as handle:
+                    raise CopycatError(f"background step {call.stage} failed ({reason}):\n{handle.read()[-3000:]}")
             time.sleep(0.2)
     except BaseException:  # a failure, or Ctrl-C while waiting: the process must not outlive the plan
         stop()
         raise
     return stop
+
+
+class _Forked:
+    """A forked step (a ``multiprocessing.Process``) with the parts of ``subprocess.Popen`` a background step uses."""
+
+    def __init__(self, process):
+        self._process, self.pid = process, process.pid
+
+    def poll(self) -> int | None:
+        return self._process.exitcode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            raise subprocess.TimeoutExpired(self._process.name, timeout)
+        return self._process.exitcode
+
+    def kill(self) -> None:
+        self._process.kill()
 
 
 def unique(calls: Sequence[StageCall]) -> list[StageCall]:

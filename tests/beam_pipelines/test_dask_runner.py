@@ -108,11 +108,29 @@ def test_build_npdd(dask_args, tmp_path):
     _same(str(tmp_path / "direct"), str(tmp_path / "dask"))
 
 
+def _problem_folder(root):
+    """A folder: problem of three splits and three classes, with copies within and across splits to drop."""
+    for split, seeds in (("odd", range(0, 30)), ("pdd", range(30, 45)), ("tdd", range(45, 60))):
+        for seed in seeds:
+            folder = root / split / f"class{seed % 3}"
+            folder.mkdir(parents=True, exist_ok=True)
+            png = image_record(seed, 16, 16)["image"]
+            (folder / f"{seed}.png").write_bytes(png)
+            if seed % 10 == 0:
+                (folder / f"{seed}-again.png").write_bytes(png)  # within the split
+    (root / "tdd" / "class0" / "from-odd.png").write_bytes(image_record(3, 16, 16)["image"])  # across splits
+    return f"folder:{root}"
+
+
 def test_prepare_problem(dask_args, tmp_path):
-    prepare_problem.run(prepare_problem.PrepareProblemConfig(problem="digits", output=str(tmp_path / "direct")))
-    prepare_problem.run(prepare_problem.PrepareProblemConfig(problem="digits", output=str(tmp_path / "dask")),
+    """A small folder: problem, not the 1,797 digits: what is checked is that both runners write the same."""
+    problem = _problem_folder(tmp_path / "problem")
+    direct = prepare_problem.run(prepare_problem.PrepareProblemConfig(problem=problem, output=str(tmp_path / "direct")))
+    prepare_problem.run(prepare_problem.PrepareProblemConfig(problem=problem, output=str(tmp_path / "dask")),
                         runner="DaskRunner", pipeline_args=dask_args)
-    _same(str(tmp_path / "direct"), str(tmp_path / "dask"))
+    assert direct["odd"].counts["cross_split_duplicates"] == 1  # the test split keeps its copy
+    assert sum(m.counts["within_split_duplicates"] for m in direct.values()) == 6
+    _same(str(tmp_path / "direct"), str(tmp_path / "dask"), [str(tmp_path / "problem")], [str(tmp_path / "problem")])
 
 
 @pytest.fixture(scope="module")

@@ -164,6 +164,8 @@ def _run_binary(module, *args):
     ("serve", ["--model=m", "--port=70000"], r"--port=70000 is out of range"),
     ("serve", ["--model=/no/such/export"], r"--model=/no/such/export is not a SavedModel"),
     ("relevance", ["--target=t", "--copycat=c", "--images=i", "--output=o", "--count=-1"], r"--count=-1 is out of range"),
+    ("verify_ownership", ["--suspect=s", "--reference=r", "--key=k", "--evidence=e", "--watermark_share=0.9"],
+     r"--watermark_share=0.9 is out of range"),
 ])
 def test_a_binary_refuses_with_one_line_and_exit_2(module, args, message, tmp_path):
     code, lines, imported = _run_binary(module, *args)

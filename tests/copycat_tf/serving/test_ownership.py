@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -12,6 +10,7 @@ from copycat_tf.serving.config import ServeConfig
 from copycat_tf.serving.model import load_predict
 from copycat_tf.serving.ownership import OwnershipConfig, binomial_tail, verify, watermark_test
 from copycat_tf.serving.server import ServedModel, start_in_thread
+from tests import binaries
 from tests.conftest import image_record
 from tests.tiny_oracles import save_bytes_oracle
 
@@ -56,11 +55,12 @@ def test_the_served_answers_carry_the_watermark_and_independent_models_do_not(se
     root, reference, url, independent = served
     # The suspect answers like the defended API (a perfect copy); the reference and another model are controls.
     out = tmp_path / "reports" / "ownership.json"  # its folder is made
-    process = subprocess.run(
-        [os.path.join(os.path.dirname(sys.executable), "copycat-verify-ownership"), f"--suspect={url}",
-         f"--reference={reference}", f"--key={root / 'key'}", f"--evidence={root / 'evidence'}",
+    # The binary's work, forked warm as a plan step is (its console script is checked in tests/bin/test_flags.py).
+    process = binaries.run(
+        "copycat_bin.verify_ownership",
+        [f"--suspect={url}", f"--reference={reference}", f"--key={root / 'key'}", f"--evidence={root / 'evidence'}",
          "--watermark_share=0.3", f"--controls={reference},{independent}", f"--output={out}"],
-        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
     assert process.returncode == 0, process.stderr[-2000:]
     report = json.loads(out.read_text())
     kept = len(os.listdir(root / "evidence" / "anonymous"))

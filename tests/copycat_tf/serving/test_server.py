@@ -262,29 +262,32 @@ def test_concurrent_clients_are_batched_and_every_answer_is_accounted_for(model,
 
 
 def test_the_binary_serves_until_interrupted(model, tmp_path):
+    """The binary's work, forked warm as a plan step is (its console script is checked in tests/bin/test_flags.py)."""
     import os
-    import subprocess
-    import sys
+
+    from tests import binaries
 
     path, _, _, images = model
-    log = tmp_path / "queries.jsonl"
-    process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "copycat-serve"), f"--model={path}",
-                                "--port=0", f"--query_log={log}", "--top1"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    log, ready = tmp_path / "queries.jsonl", tmp_path / "ready"
+    process = binaries.Forked("copycat_bin.serve", [f"--model={path}", "--port=0", f"--query_log={log}", "--top1",
+                                                    f"--ready_file={ready}"], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:
-        line = process.stdout.readline()
-        assert line.startswith(f"serving {path} at http://127.0.0.1:"), line + process.stderr.read()[-2000:]
-        url = line.split(" at ", 1)[1].split(" ", 1)[0]
+        deadline = time.time() + 120
+        while not ready.exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), "".join(process.output())[-2000:]
+        url = ready.read_text().strip()
         status, answer, _ = _post(url, images[:5], key="")  # no --api_keys: anyone may ask, logged as anonymous
         assert status == 200 and all(set(p) == {"class_id"} for p in answer["predictions"])
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(30)
-    assert process.returncode == 0
+        out, err = process.communicate(30)
+    assert process.returncode == 0, err[-2000:]
+    assert out.startswith(f"serving {path} at {url} "), out
     assert [json.loads(x)["key"] for x in log.read_text().splitlines()] == ["anonymous"] * 5
 
 
-def test_a_plan_starts_the_server_in_the_background_and_stops_it(model, tmp_path, caplog):
+def test_a_plan_starts_the_server_in_the_background_and_stops_it(model, tmp_path, caplog, monkeypatch):
     from copycat_tf.plan import StageCall, start_in_background
 
     path, _, _, images = model
@@ -309,8 +312,10 @@ def test_a_plan_starts_the_server_in_the_background_and_stops_it(model, tmp_path
         urllib.request.urlopen(url.split(":predict")[0], timeout=5)
     bad = StageCall("serve", ("--model=/no/such/export", f"--ready_file={tmp_path / 'r2'}"), str(tmp_path / "r2"),
                     background=True)
-    with pytest.raises(CopycatError, match="(?s)background step serve failed.*not a SavedModel"):
-        start_in_background(bad)
+    for fork in ("1", "0"):  # forked from the warm server (as above), and as a fresh process where it cannot be
+        monkeypatch.setenv("COPYCAT_FORK_STEPS", fork)
+        with pytest.raises(CopycatError, match="(?s)background step serve failed.*not a SavedModel"):
+            start_in_background(bad)
 
 
 def test_a_rate_limited_steal_waits_and_never_spends_more_than_its_budget(model, server, tmp_path, monkeypatch):

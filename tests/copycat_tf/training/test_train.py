@@ -1,4 +1,8 @@
-"""copycat-train: outputs, the export as an oracle, mirrored vs one device, kill and resume, fine-tuning."""
+"""copycat-train: outputs, the export as an oracle, mirrored vs one device, kill and resume, fine-tuning.
+
+One tiny VGG16-BN run (the paper's copycat) checks the outputs and the export; the checks where the kind of model
+does not matter train the tiny AlexNet, which traces and exports in less than half the time.
+"""
 
 import io
 import json
@@ -65,17 +69,24 @@ def test_export_gives_the_keras_models_classes_and_is_an_oracle(trained):
     np.testing.assert_array_equal(served["class_id"].numpy(), expected)
 
 
-def test_mirrored_on_two_cpus_matches_one_device(data, tmp_path):
+@pytest.fixture(scope="module")
+def one_device(data, tmp_path_factory):
+    """A tiny AlexNet trained on one device: the reference of the mirrored run and the start of fine-tuning."""
+    train_folder, _ = data
+    output = tmp_path_factory.mktemp("one_device")
+    metrics = train(_config(train_folder, output, model="alexnet", dropout=0.0))
+    return output, metrics
+
+
+def test_mirrored_on_two_cpus_matches_one_device(data, one_device, tmp_path):
     train_folder, _ = data
     assert len(tf.config.list_logical_devices("CPU")) == 2
-    results = {}
-    for strategy in ("one_device", "mirrored"):
-        metrics = train(_config(train_folder, tmp_path / strategy, model="alexnet", dropout=0.0, strategy=strategy))
-        weights = keras.models.load_model(tmp_path / strategy / "model.keras").get_weights()
-        results[strategy] = (metrics, weights)
-    assert results["mirrored"][0]["replicas"] == 2 and results["one_device"][0]["replicas"] == 1
-    assert results["mirrored"][0]["final_loss"] == pytest.approx(results["one_device"][0]["final_loss"], rel=1e-3)
-    for a, b in zip(results["one_device"][1], results["mirrored"][1]):
+    output, one = one_device
+    mirrored = train(_config(train_folder, tmp_path / "mirrored", model="alexnet", dropout=0.0, strategy="mirrored"))
+    assert mirrored["replicas"] == 2 and one["replicas"] == 1
+    assert mirrored["final_loss"] == pytest.approx(one["final_loss"], rel=1e-3)
+    for a, b in zip(keras.models.load_model(output / "model.keras").get_weights(),
+                    keras.models.load_model(tmp_path / "mirrored" / "model.keras").get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
@@ -100,18 +111,17 @@ def test_killed_run_resumes_to_the_same_final_step(data, tmp_path):
     assert metrics["steps"] == metrics["total_steps"] == 60
 
 
-def test_fine_tuning_starts_from_the_given_run(trained, data, tmp_path):
-    output, _ = trained
+def test_fine_tuning_starts_from_the_given_run(one_device, data, tmp_path):
+    output, _ = one_device
     train_folder, _ = data
     source = keras.models.load_model(output / "model.keras")
-    metrics = train(_config(train_folder, tmp_path / "tuned", init=str(output), lr=1e-12, weight_decay=0.0))
+    metrics = train(_config(train_folder, tmp_path / "tuned", model="alexnet", dropout=0.0, init=str(output), lr=1e-12,
+                            weight_decay=0.0))
     tuned = keras.models.load_model(tmp_path / "tuned" / "model.keras")
     for layer in source.layers:  # with a learning rate of 1e-12 the weights stay (nearly) the initial ones
         for a, b in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()):
-            if "moving" not in str(a.shape):
-                assert a.shape == b.shape
-    conv = "block1_conv1"
-    np.testing.assert_allclose(source.get_layer(conv).get_weights()[0], tuned.get_layer(conv).get_weights()[0])
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, atol=1e-6)
     assert metrics["steps"] == 10
 
 

@@ -143,6 +143,8 @@ def _parse_keeping_beam_options(argv: list[str]) -> list[str]:
         rest = FLAGS(argv, known_only=True)
     except flags.Error as error:
         _flag_error(argv, str(error).splitlines()[0])
+    if len(rest) == 1:  # nothing left for Beam to check: a bad value of the stage's own flag is refused without it
+        return rest
     from beam_pipelines.runner import beam_option_errors
 
     unknown = beam_option_errors(rest[1:])

@@ -15,9 +15,10 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> int:
     app.require("input", "output")
+    config = app.config_from_flags(BalanceConfig)
+    config.validate()  # a bad option is refused before Beam starts (balance.run checks again for library callers)
     from beam_pipelines import balance
 
-    config = app.config_from_flags(BalanceConfig)
     manifest = balance.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
     extra = manifest.typed_extra()
     print(f"balanced {manifest.counts['records_before']} records into {manifest.counts['records']} "

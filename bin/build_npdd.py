@@ -24,9 +24,10 @@ def main(argv: list[str]) -> int:
     if not FLAGS.source:
         raise CopycatError("--source is required, e.g. --source=bundled or --source=dir:/data/photos/*.jpg")
     app.require("output")
+    config = app.config_from_flags(BuildNpddConfig)
+    config.validate()  # a bad option is refused before Beam starts (build_npdd.run checks again for library callers)
     from beam_pipelines import build_npdd
 
-    config = app.config_from_flags(BuildNpddConfig)
     manifest = build_npdd.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
     counts = manifest.counts
     print(

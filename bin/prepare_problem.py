@@ -17,9 +17,10 @@ FLAGS = flags.FLAGS
 
 def main(argv: list[str]) -> int:
     app.require("output")
+    config = app.config_from_flags(PrepareProblemConfig)
+    config.validate()  # a bad option is refused before Beam starts (prepare_problem.run checks again for library callers)
     from beam_pipelines import prepare_problem
 
-    config = app.config_from_flags(PrepareProblemConfig)
     manifests = prepare_problem.run(config, runner=FLAGS.runner, pipeline_args=argv[1:])
     for split, manifest in manifests.items():
         print(f"{split}: {manifest.counts['kept']} images, per class {manifest.typed_extra().label_histogram}")

@@ -173,6 +173,9 @@ def test_a_binary_refuses_with_one_line_and_exit_2(module, args, message, tmp_pa
     assert len(lines) == 1 and re.search(message, lines[0]), lines
     assert "absl.flags" in imported  # the import log is there, and it shows TensorFlow never started:
     assert not {"tensorflow", "keras"} & imported  # refusing a bad option costs no TensorFlow start-up
+    if not re.search("unknown flag|Unknown command line flag", message):  # nor Beam's: only a flag the stage does
+        # not know is Beam's to check
+        assert "apache_beam" not in imported
 
 
 

@@ -14,6 +14,7 @@ with ``COPYCAT_FORK_STEPS=0``, on other systems unless ``COPYCAT_FORK_STEPS=1``,
 
 import atexit
 import contextlib
+import faulthandler
 import multiprocessing
 import os
 import runpy
@@ -96,6 +97,7 @@ def _step(binary: str, args: list[str], cwd: str | None, env: dict, stdout: str,
         opened = os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(opened, 2)
     os.close(opened)
+    faulthandler.enable()  # a crash (SIGSEGV, SIGABRT) leaves the step's Python stack in its stderr, as with -X faulthandler
     os.environ.clear()  # the plan's environment now, not the server's when it started
     os.environ.update(env)
     tempfile.tempdir = None  # the temporary folder follows this TMPDIR, as in a fresh process (not a cached one)

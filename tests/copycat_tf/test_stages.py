@@ -202,6 +202,21 @@ def test_a_forked_step_takes_its_temporary_folder_from_its_own_environment(tmp_p
     assert json.loads((tmp_path / "toy" / "done.txt").read_text())["tmpdir"] == str(scratch)
 
 
+def test_a_forked_step_that_crashes_leaves_its_python_stack_in_its_stderr(tmp_path):
+    """A step killed by SIGSEGV (a native library's bug) says where it was, as ``python -X faulthandler`` would."""
+    import signal
+
+    from copycat_tf import forked_steps
+
+    out, err = str(tmp_path / "out.txt"), str(tmp_path / "err.txt")
+    process = forked_steps.start("tests.copycat_tf.toy_stage", [f"--output={tmp_path / 'toy'}", "--crash"],
+                                 dict(os.environ), out, err)
+    process.join(120)
+    assert process.exitcode == -signal.SIGSEGV
+    stderr = open(err).read()
+    assert "Fatal Python error: Segmentation fault" in stderr and "toy_stage.py" in stderr, stderr
+
+
 def test_steps_are_forked_on_linux_unless_told_not_to_and_elsewhere_only_when_told(monkeypatch):
     import sys
 

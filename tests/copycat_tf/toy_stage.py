@@ -1,7 +1,7 @@
 """A toy stage binary for tests/copycat_tf/test_stages.py: writes OUTPUT/done.txt with its arguments, whether
 ``fractions`` was imported before it started (a forked step's server preloads it), whether the plan's own main
 script (which defines an absl flag) ran again in it, its parent's pid and its temporary folder.
-``--burn=SECONDS`` spends that much CPU time first."""
+``--burn=SECONDS`` spends that much CPU time first; ``--crash`` ends it with SIGSEGV."""
 
 import json
 import os
@@ -18,6 +18,10 @@ if __name__ == "__main__":
     if any(a.startswith("--fail=") for a in sys.argv[1:]):
         print("toy stage failing as asked", file=sys.stderr)
         sys.exit(int(next(a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--fail="))))
+    if "--crash" in sys.argv[1:]:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGSEGV)
     burn = float(next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--burn=")), 0))
     while time.process_time() < burn:
         pass

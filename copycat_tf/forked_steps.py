@@ -18,6 +18,7 @@ import faulthandler
 import multiprocessing
 import os
 import runpy
+import subprocess
 import sys
 import tempfile
 import threading
@@ -132,6 +133,36 @@ def start(binary: str, args: list[str], env: dict, stdout: str, stderr: str, cwd
     with _START, _no_main():
         process.start()
     return process
+
+
+class PopenLike:
+    """A started step seen through the parts of ``subprocess.Popen`` its callers use (``pid``, ``returncode``,
+    ``poll``, ``wait``, ``send_signal``, ``kill``), so code that may start a fresh process or a forked one treats
+    both alike."""
+
+    def __init__(self, process, args=None):
+        self._process, self.pid, self.returncode = process, process.pid, None
+        self.args = args or [process.name]
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not self._process.is_alive():
+            self._process.join()
+            self.returncode = self._process.exitcode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        self._process.join(timeout)
+        if self.poll() is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def send_signal(self, sig) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            self._process.kill()
 
 
 def run_forked(call, cwd: str | None = None, running=None) -> str:

@@ -297,7 +297,7 @@ def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[
     errors = os.path.join(folder, "stderr")
     if forked_steps.available():
         stage = stages.get(call.stage)
-        process = _Forked(forked_steps.start(stage.binary, call.args, step_environment(None), os.devnull, errors,
+        process = forked_steps.PopenLike(forked_steps.start(stage.binary, call.args, step_environment(None), os.devnull, errors,
                                              imports=stage.imports, name=f"copycat-{call.stage}"))
     else:
         with open(errors, "w") as handle:
@@ -306,7 +306,7 @@ def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[
 
     def stop() -> None:
         if process.poll() is None:
-            os.kill(process.pid, signal.SIGINT)
+            process.send_signal(signal.SIGINT)
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
@@ -328,25 +328,6 @@ def start_in_background(call: StageCall, timeout_s: float = 300.0) -> Callable[[
         stop()
         raise
     return stop
-
-
-class _Forked:
-    """A forked step (a ``multiprocessing.Process``) with the parts of ``subprocess.Popen`` a background step uses."""
-
-    def __init__(self, process):
-        self._process, self.pid = process, process.pid
-
-    def poll(self) -> int | None:
-        return self._process.exitcode
-
-    def wait(self, timeout: float | None = None) -> int:
-        self._process.join(timeout)
-        if self._process.exitcode is None:
-            raise subprocess.TimeoutExpired(self._process.name, timeout)
-        return self._process.exitcode
-
-    def kill(self) -> None:
-        self._process.kill()
 
 
 def unique(calls: Sequence[StageCall]) -> list[StageCall]:

@@ -19,7 +19,7 @@ from copycat_tf import forked_steps
 STDOUT = subprocess.STDOUT
 
 
-class Forked:
+class Forked(forked_steps.PopenLike):
     """A binary running forked, with the parts of ``subprocess.Popen``'s interface the tests use; its output is
     text, read when it ends."""
 
@@ -27,31 +27,9 @@ class Forked:
         self._folder = tempfile.mkdtemp(prefix="copycat-test-binary-")
         self._out = os.path.join(self._folder, "stdout")
         self._err = self._out if stderr == STDOUT else os.path.join(self._folder, "stderr")
-        self.args = [binary, *map(str, args)]
-        self._process = forked_steps.start(binary, self.args[1:], dict(os.environ if env is None else env),
-                                           self._out, self._err, cwd=None if cwd is None else str(cwd))
-        self.pid = self._process.pid
-        self.returncode = None
-
-    def poll(self):
-        if self.returncode is None and not self._process.is_alive():
-            self._process.join()
-            self.returncode = self._process.exitcode
-        return self.returncode
-
-    def wait(self, timeout=None):
-        self._process.join(timeout)
-        if self.poll() is None:
-            raise subprocess.TimeoutExpired(self.args, timeout)
-        return self.returncode
-
-    def send_signal(self, sig):
-        if self.poll() is None:
-            os.kill(self.pid, sig)
-
-    def kill(self):
-        if self.poll() is None:
-            self._process.kill()
+        args = [binary, *map(str, args)]
+        super().__init__(forked_steps.start(binary, args[1:], dict(os.environ if env is None else env), self._out,
+                                            self._err, cwd=None if cwd is None else str(cwd)), args)
 
     def output(self) -> tuple[str, str]:
         """Its stdout and stderr so far (stderr empty when it went to stdout)."""

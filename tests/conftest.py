@@ -12,20 +12,25 @@ _THREADS = str(max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_
 for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
     os.environ.setdefault(_name, _THREADS)
 
-import tensorflow as tf  # noqa: E402
-
-# Two logical CPU devices for the whole session, so MirroredStrategy can be tested on one CPU.
-# (Must happen before TensorFlow initializes its devices, i.e. before any test runs an op.)
-tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
-)
-
 import imagehash  # noqa: E402
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
 import pytest  # noqa: E402
 
 from tfrecords_schema import content_id  # noqa: E402
+
+
+def pytest_configure(config):
+    """Two logical CPU devices for the whole session, so MirroredStrategy can be tested on one CPU. This runs
+    before any test module is collected, so before TensorFlow initializes its devices. The xdist controller,
+    which runs no test, skips it: importing TensorFlow there would delay the start of every worker by seconds."""
+    if getattr(config.option, "dist", "no") != "no" and not hasattr(config, "workerinput"):
+        return
+    import tensorflow as tf
+
+    tf.config.set_logical_device_configuration(
+        tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
 
 
 def make_pixels(seed: int, height: int = 12, width: int = 10) -> np.ndarray:
@@ -70,3 +75,13 @@ def pixels_of():
         return np.asarray(PIL.Image.open(io.BytesIO(data)).convert("RGB"))
 
     return decode
+
+
+def pytest_collection_finish(session):
+    """Once every test module is imported, the garbage collector leaves the modules' objects (TensorFlow, Keras and
+    Beam: millions) out of its full collections, and collects the young generation less often (tests make many
+    short-lived graph objects). Measured on three heavy modules in one process: 4.8 s of collections become 2.6 s."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)

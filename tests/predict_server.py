@@ -66,7 +66,8 @@ class PredictServer:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._http.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._http.server_port}/v1/models/target:predict"
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True)
+        # Polled every 20 ms (http.server's default is 0.5 s): leaving the server waits for its loop to notice.
+        self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     def _handle(self, handler, number: int) -> None:
         body = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
@@ -172,7 +173,7 @@ class RawServer:
         self.received_ids: list[list[str]] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
+        self._listener.settimeout(0.02)  # how often the accept loop looks whether the test has left the server
         self.port = self._listener.getsockname()[1]
         self.origin = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.origin}/v1/models/target:predict"

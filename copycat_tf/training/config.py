@@ -30,6 +30,8 @@ class TrainConfig:
     weight_decay: float = _option(5e-4, "SGD weight decay (0 to 1; the paper's 5e-4).")
     init: str | None = _option(None, "imagenet, a .keras file, or a copycat-train output folder to fine-tune from.")
     strategy: str = _option("auto", "tf.distribute strategy: auto, one_device, mirrored, multi_worker or tpu.")
+    peer_timeout: int = _option(10, "--strategy=multi_worker: seconds without a heartbeat from a worker before the "
+                                    "others stop the run with how to resume it (1 to 86400; TensorFlow's 10).")
     mixed_precision: bool = _option(False, "float16 (GPU) or bfloat16 (CPU/TPU) compute with float32 weights.")
     augment: str = _option("none", "none, paper, or a comma-separated list of intensity, contrast, crop, flip, blur, "
                                    "noise, rotate, scale, shear, translate (the paper's ten) and lowres (half the "
@@ -54,8 +56,9 @@ class TrainConfig:
         Rule("momentum", "momentum", 0, 0.999), Rule("weight_decay", "weight_decay", 0, 1),
         Rule("seed", "seed", 0, MAX_SEED), Rule("width", "width", 0, 4, above=True), Rule("dropout", "dropout", 0, 0.99),
         Rule("checkpoint_every", "checkpoint_every", 0, 10**9), Rule("verbose", "verbose", 0, 2),
+        Rule("peer_timeout", "peer_timeout", 1, 86_400),
     )
-    WHOLE_NUMBERS = ("input_size", "epochs", "batch_size", "seed", "checkpoint_every", "verbose")
+    WHOLE_NUMBERS = ("input_size", "epochs", "batch_size", "seed", "checkpoint_every", "verbose", "peer_timeout")
 
     def validate(self) -> None:
         """Refuse a bad option (one line naming the flag, the value and what is allowed) before any work."""

@@ -43,7 +43,7 @@ from tfrecords_schema.extras import labeled_extra
 log = logging.getLogger("copycat.train")
 
 # The options that decide what a run computes: a run folder resumes only with the same ones. Not among
-# them: --output, --strategy (a run may resume on other hardware), --deterministic and --verbose.
+# them: --output, --strategy and --peer_timeout (a run may resume on other hardware), --deterministic and --verbose.
 DEFINING = ("model", "train", "val", "init", "input_size", "width", "dropout", "epochs", "batch_size", "lr", "momentum",
             "weight_decay", "checkpoint_every", "augment", "class_balance", "seed", "mixed_precision")
 DATA_WORDS = {"train_records": "images in --train", "num_classes": "classes in --train",
@@ -208,7 +208,7 @@ def train(config: TrainConfig) -> dict:
     """
     config.validate()
     # First, before any TensorFlow op: a multi-worker strategy configures the collective ops at start-up.
-    strategy = choose_strategy(config.strategy)
+    strategy = choose_strategy(config.strategy, peer_timeout=config.peer_timeout)
     folders = [open_folder(path, LABELED_IMAGE) for path in config.train]
     num_classes, class_names = _classes(folders)
     records = sum(record_count(f) for f in folders)

@@ -5,12 +5,15 @@ describes a cluster, mirrored when more than one GPU is visible, and one device 
 """
 
 import json
+import logging
 import os
 
 import tensorflow as tf
 
 from copycat_tf.errors import CopycatError
 from copycat_tf.training.config import STRATEGIES as CHOICES  # the names live with the knob
+
+log = logging.getLogger("copycat.train")
 
 
 def _tpu():
@@ -20,7 +23,39 @@ def _tpu():
     return tf.distribute.TPUStrategy(resolver)
 
 
-def choose_strategy(name: str) -> tf.distribute.Strategy:
+def coordination_options(cluster_spec: dict, task_type: str, peer_timeout: int) -> dict | None:
+    """The coordination service a worker of ``cluster_spec`` joins: the one MultiWorkerMirroredStrategy would
+    configure, with peers declared dead after ``peer_timeout`` seconds without a heartbeat (TensorFlow's own
+    default is 10 s). None for a task the service does not coordinate (an evaluator, a parameter server)."""
+    jobs = [job for job in ("chief", "worker") if job in cluster_spec]
+    if task_type not in jobs:
+        return None
+    leader = "chief" if "chief" in cluster_spec else "worker"
+    return {"service_type": "standalone", "service_leader": f"/job:{leader}/replica:0/task:0",
+            "heartbeat_timeout_in_ms": int(peer_timeout * 1000),
+            "coordinated_jobs": [(job, len(cluster_spec[job])) for job in jobs]}
+
+
+def _multi_worker(peer_timeout: int) -> tf.distribute.Strategy:
+    # Configured before the strategy starts the service; the strategy then keeps this configuration. TensorFlow
+    # has no public setter for the heartbeat timeout, hence the eager context's own method.
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    options = coordination_options(resolver.cluster_spec().as_dict(), resolver.task_type, peer_timeout)
+    if options is not None and context.context().coordination_service is None:
+        jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=count)
+                for job, count in options.pop("coordinated_jobs")]
+        context.context().configure_coordination_service(coordinated_jobs=jobs, **options)
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    service = context.context().coordination_service
+    if service is not None:
+        log.info("a worker silent for %g s counts as stopped", service.heartbeat_timeout_in_ms / 1000)
+    return strategy
+
+
+def choose_strategy(name: str, peer_timeout: int = 10) -> tf.distribute.Strategy:
     if name not in CHOICES:
         raise CopycatError(f"--strategy={name!r} is unknown; use one of {', '.join(CHOICES)}")
     if name == "auto":
@@ -40,7 +75,7 @@ def choose_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
             raise CopycatError("--strategy=multi_worker needs TF_CONFIG describing the cluster and this worker's task")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker(peer_timeout)
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]

@@ -147,6 +147,7 @@ def test_plan_steps_fork_from_a_process_that_imported_their_stages_modules_once(
     plan = json.loads(done.stdout.strip().splitlines()[-1])
     assert step["args"] == [f"--output={tmp_path}/ok", "--knob=3"]
     assert step["preloaded"] is (fork == "1")  # imported by the server before the step started, or not at all
+    assert (step["frozen"] > 10_000) is (fork == "1")  # the server's objects are left out of the step's collections
     assert (step["parent"] != plan["plan"]) is (fork == "1")  # a child of the server, or of the plan itself
     assert step["gpu_memory_growth"] == "true"  # two steps at once share a GPU: each takes memory as it needs it
     assert step["toy_setting"] is None

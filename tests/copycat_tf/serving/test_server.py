@@ -200,10 +200,10 @@ def test_the_quota_answers_429_with_retry_after_and_the_client_waits_out_a_rate_
     rate_url, _ = server(rate=8.0)
     client = open_oracle(OracleSpec(rate_url, num_classes=NUM_CLASSES, max_retries=5))
     started = time.monotonic()
-    for start in range(0, 32, 8):
+    for start in range(0, 16, 8):
         client.classify(images[start:start + 8])
-    assert time.monotonic() - started >= 2.5  # 32 images at 8 per second, one second's burst: ≥ 3 s of waits
-    assert client.retries >= 3  # refused, waited out the Retry-After, answered
+    assert time.monotonic() - started >= 0.9  # 16 images at 8 per second, one second's burst: ≥ 1 s of waits
+    assert client.retries >= 1  # refused, waited out the Retry-After, answered
     status, answer, headers = _post(rate_url, images[:9], key="bob-secret")  # more than a whole second's allowance
     assert status == 413 and "Retry-After" not in headers
     assert "send smaller requests" in answer["error"] and "(8 images)" in answer["error"]
@@ -328,8 +328,8 @@ def test_a_rate_limited_steal_waits_and_never_spends_more_than_its_budget(model,
     url, served = server(rate=40.0)
     monkeypatch.setenv("COPYCAT_ORACLE_API_KEY", "alice-secret")
     manifest = run(StealLabelsConfig(images=pool, oracle=OracleSpec(url, num_classes=NUM_CLASSES, max_retries=20),
-                                     output=str(tmp_path / "sl"), max_queries=120, batch_size=30))
+                                     output=str(tmp_path / "sl"), max_queries=70, batch_size=30))
     answered = [line for line in _log(tmp_path) if line["key"] == "alice"]
-    assert len(answered) == served.answered == 120 == manifest.counts["queries"]  # 429s were retried, never re-paid
-    assert len({line["image_sha256"] for line in answered}) == 120 and manifest.extra["queries_total"] == 120
+    assert len(answered) == served.answered == 70 == manifest.counts["queries"]  # 429s were retried, never re-paid
+    assert len({line["image_sha256"] for line in answered}) == 70 and manifest.extra["queries_total"] == 70
     assert served.refused > 0  # the rate limit did refuse requests, and their resends cost nothing

@@ -18,6 +18,7 @@ import tensorflow as tf
 from copycat_tf.training import TrainConfig, train
 from copycat_tf.training.class_balance import EpochDraw, read_labels
 from copycat_tf.training.input import decode_resize, lake_dataset, splits_by_file
+from copycat_tf.training.strategy import coordination_options
 from tests import binaries
 from tests.copycat_tf.training.digits import SIZE, digits_folder
 from tfrecords_schema import LABELED_IMAGE, open_folder
@@ -82,6 +83,18 @@ def test_a_resumed_worker_reads_what_an_uninterrupted_one_reads(folders):
     resumed = _batches(folders["one_shard"], 8, 9, workers=(2, 1), start_step=21)
     for a, b in zip(by_data[21:], resumed):
         np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_peer_timeout_configures_the_coordination_service_the_strategy_would_start():
+    from tensorflow.python.distribute import multi_worker_util
+
+    for spec, task in (({"worker": ["a:1", "b:1"]}, "worker"), ({"chief": ["c:1"], "worker": ["a:1"]}, "worker"),
+                       ({"chief": ["c:1"], "worker": ["a:1"]}, "chief")):
+        options = coordination_options(spec, task, peer_timeout=4)
+        assert options["heartbeat_timeout_in_ms"] == 4000
+        assert options["service_leader"] == multi_worker_util.coordination_leader(tf.train.ClusterSpec(spec))
+        assert options["coordinated_jobs"] == [(job, len(spec[job])) for job in ("chief", "worker") if job in spec]
+    assert coordination_options({"worker": ["a:1"], "evaluator": ["e:1"]}, "evaluator", peer_timeout=4) is None
 
 
 def test_the_split_is_by_file_only_when_every_worker_gets_records():
@@ -175,7 +188,8 @@ def test_a_killed_worker_restarted_resumes_and_the_run_ends_at_the_same_step(fol
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     output = tmp_path / "run"
-    flags = TINY + ["--epochs=6", "--checkpoint_every=20", "--class_balance=resample"]
+    # A peer silent for 4 s counts as dead (TensorFlow's default is 10 s): the chief stops sooner.
+    flags = TINY + ["--epochs=6", "--checkpoint_every=20", "--class_balance=resample", "--peer_timeout=4"]
     processes = _start_cluster(folders["four_shards"], [output, output], scratch, flags)
     deadline = time.time() + 300
     while time.time() < deadline and all(p.poll() is None for p in processes):
@@ -187,6 +201,7 @@ def test_a_killed_worker_restarted_resumes_and_the_run_ends_at_the_same_step(fol
     chief_code, chief_out = _finish(processes, timeout=120)[0]  # the chief stops once its peer is gone
     assert chief_code != 0 and "Traceback" not in chief_out, chief_out[-3000:]
     assert "restart every worker" in chief_out, chief_out[-3000:]
+    assert "a worker silent for 4 s counts as stopped" in chief_out  # the timeout the coordination service runs with
     assert not (output / "metrics.json").exists()
 
     results = _finish(_start_cluster(folders["four_shards"], [output, output], scratch, flags))

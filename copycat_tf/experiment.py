@@ -37,6 +37,7 @@ from tfrecords_schema.extras import StolenExtra
 EXPERIMENTS = ("same_architecture", "cross_architecture", "data_curve", "robustness", "coverage", "defenses")
 STRATEGIES = ("random", "adaptive", "random+transforms", "adaptive+transforms", "adaptive+transforms+variants",
               "adaptive+transforms+mixture", "adaptive+transforms+mixture+variants")
+PER_CLASS = 1000  # images per class after copycat-balance, unless the config's "per_class" says otherwise
 VARIANTS_SHARE = 0.5  # the share of each adaptive round's queries that are variants, unless coverage.variants says
 ARCH = {"vgg16": "VGG", "vgg16_bn": "VGG", "alexnet": "Alex", "alexnet_bn": "Alex"}
 # The one recipe of CC-*-NPDD+PDD-SL: the NPDD copycat fine-tuned on PDD-SL for half its epochs, with augmentation.
@@ -132,7 +133,7 @@ class _Planner:
         if total:
             output, size = f"{stolen}-balanced-total-{total}", f"--total={total}"
         else:
-            per_class = per_class or self.c.get("per_class", 1000)
+            per_class = per_class or self.c.get("per_class", PER_CLASS)
             output, size = f"{stolen}-balanced-{per_class}", f"--per_class={per_class}"
         self.add("balance", [f"--input={stolen}", size, "--allow_missing_classes",
                              f"--seed={self.seed if seed is None else seed}", f"--output={output}",
@@ -174,7 +175,7 @@ class _Planner:
         if "--strategy=adaptive" in options:
             shared.append(f"--adaptive_cache={join(self.lake, 'adaptive-cache')}")
         stolen = self.steal(npdd, target_run, join(stolen_root, f"NPDD-SL.{name}"), *options, *shared)
-        balance = recipe.get("balance", {"per_class": self.c.get("per_class", 1000)})
+        balance = recipe.get("balance", {"per_class": self.c.get("per_class", PER_CLASS)})
         data = self.balance(stolen, seed, **balance) if balance else stolen
         model = {**model, **recipe.get("model", {}),
                  "train_options": [*model.get("train_options", []), *recipe.get("train_options", [])]}

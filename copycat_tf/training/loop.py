@@ -35,7 +35,7 @@ from copycat_tf.training.augment import build_augmentation, parse_augmentation
 from copycat_tf.training.class_balance import EpochDraw, read_labels
 from copycat_tf.training.config import TrainConfig
 from copycat_tf.training.input import lake_dataset, record_count, steps_per_epoch
-from copycat_tf.training.multi_worker import check_same_step, cluster_input, fit_chunks
+from copycat_tf.training.multi_worker import check_same_step, cluster_input, fit_chunks, leave_together
 from copycat_tf.training.strategy import choose_strategy, is_chief, is_multi_worker
 from tfrecords_schema import LABELED_IMAGE, fileio, open_folder
 from tfrecords_schema.extras import labeled_extra
@@ -246,8 +246,11 @@ def train(config: TrainConfig) -> dict:
         if config.mixed_precision:
             keras.mixed_precision.set_global_policy("mixed_float16" if tf.config.list_logical_devices("GPU")
                                                     else "mixed_bfloat16")
-        return _train(config, folders, records, num_classes, class_names, chunk, chunks, total_steps, strategy, chief,
-                      work_dir, draw)
+        metrics = _train(config, folders, records, num_classes, class_names, chunk, chunks, total_steps, strategy,
+                         chief, work_dir, draw)
+        if is_multi_worker(strategy):
+            leave_together(strategy)
+        return metrics
     finally:
         if not chief:
             shutil.rmtree(work_dir, ignore_errors=True)

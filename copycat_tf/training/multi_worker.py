@@ -85,6 +85,31 @@ def peers_watched(checkpoints: str | None):
                            "command and TF_CONFIG to resume from it") from None
 
 
+def leave_together(strategy, timeout_s: float = 3600.0) -> None:
+    """Every worker waits here, once its part of the run is written, until all have arrived. A worker that ended
+    first would stop sending heartbeats while the chief still writes its export, and the coordination service
+    would take that for a failure once --peer_timeout passes. The first worker hosts the service, so it leaves
+    last: once each other worker has said that the barrier let it through. A peer that never arrives costs a
+    warning, not the run."""
+    from tensorflow.python.eager import context  # TensorFlow's barrier and key-value store have no public name
+
+    service = context.context()
+    if service.coordination_service is None:
+        return
+    workers, index = worker_layout(strategy)
+    try:
+        service.wait_at_barrier("copycat-train-finished", int(timeout_s * 1000))
+        if index:
+            service.set_config_key_value(f"copycat-train-left/{index}", "1")
+        else:
+            for other in range(1, workers):
+                service.get_config_key_value(f"copycat-train-left/{other}", 60_000)
+    except tf.errors.OpError as error:
+        log.warning("not every worker reached the end of the run (%s)", str(error).splitlines()[0] if str(error) else error)
+        return
+    log.info("all %d workers finished", workers)
+
+
 def _counts(labels, probabilities):
     predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
     return tf.reduce_sum(tf.cast(tf.equal(predicted, tf.cast(labels, tf.int64)), tf.float32))

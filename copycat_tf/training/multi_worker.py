@@ -105,7 +105,8 @@ def leave_together(strategy, timeout_s: float = 3600.0) -> None:
             for other in range(1, workers):
                 service.get_config_key_value(f"copycat-train-left/{other}", 60_000)
     except tf.errors.OpError as error:
-        log.warning("not every worker reached the end of the run (%s)", str(error).splitlines()[0] if str(error) else error)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        log.warning("not every worker reached the end of the run (%s)", reason)
         return
     log.info("all %d workers finished", workers)
 

@@ -27,11 +27,13 @@ def coordination_options(cluster_spec: dict, task_type: str, peer_timeout: int) 
     """The coordination service a worker of ``cluster_spec`` joins: the one MultiWorkerMirroredStrategy would
     configure, with peers declared dead after ``peer_timeout`` seconds without a heartbeat (TensorFlow's own
     default is 10 s). None for a task the service does not coordinate (an evaluator, a parameter server)."""
+    from tensorflow.python.distribute import multi_worker_util  # the leader the strategy itself would name
+
     jobs = [job for job in ("chief", "worker") if job in cluster_spec]
     if task_type not in jobs:
         return None
-    leader = "chief" if "chief" in cluster_spec else "worker"
-    return {"service_type": "standalone", "service_leader": f"/job:{leader}/replica:0/task:0",
+    return {"service_type": "standalone",
+            "service_leader": multi_worker_util.coordination_leader(tf.train.ClusterSpec(cluster_spec)),
             "heartbeat_timeout_in_ms": int(peer_timeout * 1000),
             "coordinated_jobs": [(job, len(cluster_spec[job])) for job in jobs]}
 

@@ -30,7 +30,8 @@ if __name__ == "__main__":
         pass
     os.makedirs(output, exist_ok=True)
     with open(os.path.join(output, "done.txt"), "w") as handle:
-        json.dump({"args": sys.argv[1:], "preloaded": preloaded, "frozen": frozen, "parent": os.getppid(), "main_again": main_again,
+        json.dump({"args": sys.argv[1:], "preloaded": preloaded, "frozen": frozen, "parent": os.getppid(),
+                   "main_again": main_again,
                    "gpu_memory_growth": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH"),
                    "toy_setting": os.environ.get("COPYCAT_TOY_SETTING"), "tmpdir": tempfile.gettempdir()}, handle)
     print("toy stage done")

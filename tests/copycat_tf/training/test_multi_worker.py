@@ -86,14 +86,15 @@ def test_a_resumed_worker_reads_what_an_uninterrupted_one_reads(folders):
 
 
 def test_peer_timeout_configures_the_coordination_service_the_strategy_would_start():
-    from tensorflow.python.distribute import multi_worker_util
-
-    for spec, task in (({"worker": ["a:1", "b:1"]}, "worker"), ({"chief": ["c:1"], "worker": ["a:1"]}, "worker"),
-                       ({"chief": ["c:1"], "worker": ["a:1"]}, "chief")):
+    with_chief = {"chief": ["c:1"], "worker": ["a:1"]}
+    both = [("chief", 1), ("worker", 1)]
+    cases = ((({"worker": ["a:1", "b:1"]}, "worker"), "/job:worker/replica:0/task:0", [("worker", 2)]),
+             ((with_chief, "worker"), "/job:chief/replica:0/task:0", both),
+             ((with_chief, "chief"), "/job:chief/replica:0/task:0", both))
+    for (spec, task), leader, jobs in cases:
         options = coordination_options(spec, task, peer_timeout=4)
         assert options["heartbeat_timeout_in_ms"] == 4000
-        assert options["service_leader"] == multi_worker_util.coordination_leader(tf.train.ClusterSpec(spec))
-        assert options["coordinated_jobs"] == [(job, len(spec[job])) for job in ("chief", "worker") if job in spec]
+        assert options["service_leader"] == leader and options["coordinated_jobs"] == jobs
     assert coordination_options({"worker": ["a:1"], "evaluator": ["e:1"]}, "evaluator", peer_timeout=4) is None
 
 
